@@ -1,0 +1,22 @@
+"""segme: person segmentation for photos, videos and live camera feeds.
+
+The public API is loaded lazily so that ``import segme`` stays fast and never imports torch.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["ModelCard", "create_model", "list_models", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "ModelCard":
+        from segme.cards import ModelCard
+
+        return ModelCard
+    if name in ("create_model", "list_models"):
+        from segme import models
+
+        return getattr(models, name)
+    raise AttributeError(f"module 'segme' has no attribute {name!r}")

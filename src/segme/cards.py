@@ -1,0 +1,76 @@
+"""ModelCard: everything a runtime must know to feed a model and read its output.
+
+The card is the only place that knows input size, normalisation and colour order. It is
+saved in checkpoints and written into exported files so that a file is self-describing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class ModelCard:
+    """Description of a segmentation model's inputs and outputs.
+
+    Attributes:
+        arch: registry name of the architecture (``segme.models.list_models()``).
+        arch_kwargs: constructor keyword arguments that rebuild the same network.
+        input_size: model input as (height, width) in pixels.
+        size_divisor: input height and width must be multiples of this.
+        mean: per-channel mean subtracted from RGB scaled to [0, 1].
+        std: per-channel standard deviation the centred RGB is divided by.
+        color_order: channel order of the image planes fed to the model ("rgb").
+        output: what the model returns: "alpha" = float32 [B, 1, H, W] in [0, 1].
+        stateful_inputs: extra input planes carried between video frames, in order after
+            the colour planes (e.g. ["prev_alpha"] for a 4-channel prior model).
+        metrics: measured validation numbers, filled in by evaluation (name -> value).
+        notes: free text: training data, recipe, provenance.
+    """
+
+    arch: str
+    arch_kwargs: dict[str, Any] = field(default_factory=dict)
+    input_size: tuple[int, int] = (256, 256)
+    size_divisor: int = 32
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    color_order: str = "rgb"
+    output: str = "alpha"
+    stateful_inputs: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        self.input_size = (int(self.input_size[0]), int(self.input_size[1]))
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        if self.color_order not in ("rgb", "bgr"):
+            raise ValueError(f"color_order must be 'rgb' or 'bgr', got {self.color_order!r}")
+        h, w = self.input_size
+        if h % self.size_divisor or w % self.size_divisor:
+            raise ValueError(
+                f"input_size {self.input_size} is not a multiple of size_divisor "
+                f"{self.size_divisor}; choose a size such as "
+                f"{(h // self.size_divisor + 1) * self.size_divisor}"
+            )
+
+    @property
+    def in_channels(self) -> int:
+        return 3 + len(self.stateful_inputs)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"model card is not valid JSON: {e}") from None
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)

@@ -1,0 +1,48 @@
+"""The ``segme`` console script: one verb per job, each in its own file.
+
+User mistakes (bad paths, bad files, bad options) end in one line on stderr and exit code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from segme.cli import data as data_cli
+from segme.cli import eval as eval_cli
+from segme.cli import export as export_cli
+from segme.cli import models as models_cli
+from segme.cli import train as train_cli
+
+app = typer.Typer(
+    help="segme: person segmentation for photos, videos and live camera feeds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_cli.app, name="models")
+app.command("train")(train_cli.train)
+app.command("eval")(eval_cli.evaluate)
+app.command("export")(export_cli.export)
+app.command("synth")(data_cli.synth)
+
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError,
+               OSError)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except USER_ERRORS as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

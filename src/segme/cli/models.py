@@ -1,0 +1,79 @@
+"""``segme models list`` and ``segme models info NAME``."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="The model zoo: list architectures, show one's size and cost.",
+                  no_args_is_help=True)
+
+
+def profile(name: str, size: int | None = None, **kwargs) -> dict:
+    """Parameters and multiply-accumulates of a registered model at a square input size."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from segme.models import create_model
+
+    model = create_model(name, **kwargs).eval()
+    size = size or model.default_size
+    if size % model.size_divisor:
+        raise ValueError(f"--size {size} is not a multiple of {name}'s size divisor "
+                         f"{model.size_divisor}")
+    x = torch.zeros(1, model.in_channels, size, size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    doc = (type(model).__doc__ or "").strip().splitlines()
+    return {
+        "name": name,
+        "params": sum(p.numel() for p in model.parameters()),
+        "macs": counter.get_total_flops() / 2,  # the counter reports 2 FLOPs per MAC
+        "size": size,
+        "default_size": model.default_size,
+        "size_divisor": model.size_divisor,
+        "in_channels": model.in_channels,
+        "loss_recipe": model.loss_recipe,
+        "summary": doc[0] if doc else "",
+    }
+
+
+@app.command("list")
+def list_cmd(
+    size: int = typer.Option(None, help="Input side for the MACs column (default: each model's own)."),
+) -> None:
+    """List the registered architectures with parameters and MACs at their input size."""
+    from segme.models import list_models
+
+    table = Table(title="segme models")
+    for col in ("name", "params", "MMACs", "input", "divisor", "loss", "summary"):
+        table.add_column(col, justify="right" if col in ("params", "MMACs", "input") else "left")
+    for name in list_models():
+        p = profile(name, size)
+        table.add_row(name, f"{p['params']:,}", f"{p['macs'] / 1e6:.1f}", f"{p['size']}",
+                      str(p["size_divisor"]), p["loss_recipe"], p["summary"])
+    Console(width=160).print(table)
+
+
+@app.command("info")
+def info_cmd(
+    name: str = typer.Argument(..., help="Registered model name (see `segme models list`)."),
+    size: int = typer.Option(None, help="Square input side (default: the model's own)."),
+    width: float = typer.Option(None, help="Width multiplier, where the family has one."),
+) -> None:
+    """Parameters, MACs at an input size, default input size and loss of one model."""
+    kwargs = {"width": width} if width is not None else {}
+    p = profile(name, size, **kwargs)
+    for key, label in (("name", "model"), ("summary", "description"), ("params", "parameters"),
+                       ("macs", "MACs"), ("size", "profiled at"), ("default_size", "default input"),
+                       ("size_divisor", "size divisor"), ("in_channels", "input channels"),
+                       ("loss_recipe", "loss recipe")):
+        value = p[key]
+        if key == "params":
+            value = f"{value:,}"
+        elif key == "macs":
+            value = f"{value / 1e6:.1f} M"
+        elif key in ("size", "default_size"):
+            value = f"{value}x{value}"
+        print(f"{label:>15}: {value}")

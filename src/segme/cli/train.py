@@ -1,0 +1,67 @@
+"""``segme train``: train a registered model on a folder of images and masks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+
+def parse_model_args(items: list[str]) -> dict:
+    """``["width=0.75", "decoder=bilinear"]`` -> ``{"width": 0.75, "decoder": "bilinear"}``.
+
+    Values are read as JSON (numbers, true/false) and fall back to plain strings; never eval.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def train(
+    model: str = typer.Option(..., help="Architecture name (see `segme models list`)."),
+    data: Path = typer.Option(..., help="Training folder: images/+masks/, image/+mask/ or P3M."),
+    val: Path = typer.Option(None, help="Validation folder (same layouts); scored every epoch."),
+    size: int = typer.Option(None, help="Square input side; default: the model's own."),
+    epochs: int = typer.Option(30, min=1),
+    batch: int = typer.Option(16, min=1, help="Batch size per process."),
+    lr: float = typer.Option(2e-3, help="Peak AdamW learning rate."),
+    weight_decay: float = typer.Option(1e-4),
+    schedule: str = typer.Option("cosine", help="cosine (with warm-up) or plateau."),
+    ema: float = typer.Option(0.999, help="EMA decay of the weights; 0 disables."),
+    workers: int = typer.Option(2, min=0, help="Data-loading worker processes."),
+    seed: int = typer.Option(0),
+    backgrounds: Path = typer.Option(None, help="Folder of photos to composite people onto."),
+    bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
+    consistency: float = typer.Option(0.0, help="Weight of the consistency KL loss (0 = off)."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
+    out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
+    resume: bool = typer.Option(False, help="Continue from OUT/last.pt."),
+    save_every: int = typer.Option(0, help="Also checkpoint every N steps inside an epoch."),
+    threads: int = typer.Option(None, help="torch threads per process."),
+    channels_last: bool = typer.Option(True, help="NHWC memory format (faster on CPU)."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train a model; writes OUT/last.pt, OUT/best.pt, OUT/log.csv and TensorBoard logs."""
+    from segme.train.loop import TrainConfig
+    from segme.train.loop import train as run
+
+    for folder, what in ((data, "--data"), (val, "--val"), (backgrounds, "--backgrounds")):
+        if folder is not None and not folder.is_dir():
+            raise FileNotFoundError(f"{what} folder not found: {folder}")
+    cfg = TrainConfig(
+        model=model, data=str(data), val=str(val) if val else None,
+        out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
+        weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
+        backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob,
+        consistency=consistency, model_kwargs=parse_model_args(model_arg), resume=resume,
+        save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
+    )
+    run(cfg)

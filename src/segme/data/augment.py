@@ -1,0 +1,259 @@
+"""Joint image/mask augmentation (albumentations 2.x), background compositing, texture copies.
+
+Determinism: a Compose keeps its own random generators, so the dataset reseeds it before
+every call with ``seed_transform(transform, seed)`` where ``seed`` is derived from
+(base seed, epoch, sample index). The output of sample i in epoch e therefore depends on
+nothing else: not on worker count, worker order or what was drawn before.
+
+Masks are float32 alpha in [0, 1] and are resized bilinearly (albumentations resizes masks
+with nearest neighbour by default, which would turn soft or downscaled edges into jagged
+steps); bilinear keeps values in [0, 1] because it is a convex combination.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# albumentations 2.x asks PyPI for a newer version on import unless told not to;
+# a library must not call the network behind the user's back.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from segme.data.folders import IMAGE_SUFFIXES, DataError, load_image  # noqa: E402
+
+Size = int | tuple[int, int]
+
+
+def _hw(size: Size) -> tuple[int, int]:
+    """``size`` as (height, width); an int means a square input."""
+    if isinstance(size, int):
+        return size, size
+    return int(size[0]), int(size[1])
+
+
+@dataclass(frozen=True)
+class Strength:
+    """One augmentation preset; probabilities are per sample."""
+
+    min_scale: float  # smallest crop area as a fraction of the image: keeps most of the person
+    rotate: float  # max rotation in degrees, either way
+    color: float  # brightness/contrast limit (fraction); hue/sat/value shifts scale with it
+    tone_p: float  # RandomToneCurve ("curve filters" of phone apps)
+    blur_p: float  # motion blur: hand shake and moving subjects in video calls
+    jpeg_p: float  # compression artefacts of phone photos and webcams
+    noise_p: float  # sensor noise of cheap cameras in low light
+    gray_p: float  # black-and-white photos and filters
+
+
+STRENGTHS = {
+    "light": Strength(0.7, 8, 0.15, 0.2, 0.05, 0.1, 0.05, 0.02),
+    "default": Strength(0.5, 15, 0.25, 0.3, 0.15, 0.25, 0.15, 0.05),
+    "strong": Strength(0.35, 20, 0.35, 0.4, 0.25, 0.35, 0.25, 0.1),
+}
+
+
+class RelativeResizedCrop(A.RandomResizedCrop):
+    """RandomResizedCrop whose aspect ratio range is relative to the image's own aspect.
+
+    The evaluation protocol squashes the whole image to the model input, so a crop with the
+    image's aspect (ratio 1 here) and scale 1 reproduces exactly what the model sees at test
+    time; plain RandomResizedCrop uses absolute ratios and would systematically cut the
+    sides of landscape photos or the top and bottom of tall ones.
+    """
+
+    def get_params_dependent_on_data(
+        self, params: dict[str, Any], data: dict[str, Any]
+    ) -> dict[str, tuple[int, int, int, int]]:
+        height, width = params["shape"][:2]
+        area = height * width
+        for _ in range(10):
+            target = self.py_random.uniform(self.scale[0] * area, self.scale[1] * area)
+            aspect = (width / height) * math.exp(
+                self.py_random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1]))
+            )
+            w = round(math.sqrt(target * aspect))
+            h = round(math.sqrt(target / aspect))
+            if 0 < w <= width and 0 < h <= height:
+                y0 = int((height - h) * self.py_random.random())
+                x0 = int((width - w) * self.py_random.random())
+                return {"crop_coords": (x0, y0, x0 + w, y0 + h)}
+        return {"crop_coords": (0, 0, width, height)}
+
+
+def seed_transform(transform: A.BaseCompose, seed: int) -> None:
+    """Make the next call of ``transform`` a pure function of ``seed``.
+
+    ``Compose.set_random_seed`` would give every child transform its own generator seeded
+    with the same value, so their first draws coincide (flip and grayscale would fire
+    together). One shared pair of generators, handed to all children, avoids that.
+    Not thread-safe: use one transform per thread (DataLoader workers are processes).
+    """
+    transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+
+
+def build_train_transform(
+    size: Size, strength: str = "default", min_scale: float | None = None
+) -> A.Compose:
+    """Geometric + photometric training augmentation, applied jointly to image and mask.
+
+    Call as ``t(image=uint8 [H, W, 3] RGB, mask=float32 [H, W] in [0, 1])``; returns image
+    uint8 [h, w, 3] and mask float32 [h, w] in [0, 1] with (h, w) = ``size``.
+
+    Rotation happens first, at the cached resolution, with reflected borders: the mask is
+    reflected with the image so labels stay right, and there are no black wedges that never
+    occur at test time. Then a crop keeping at least ``min_scale`` of the area, a flip and
+    colour/blur/compression changes.
+
+    Args:
+        size: model input, int (square) or (height, width).
+        strength: "light", "default" or "strong" (see ``STRENGTHS``).
+        min_scale: smallest crop area fraction; overrides the preset.
+
+    Raises:
+        ValueError: unknown strength or min_scale outside (0, 1].
+    """
+    if strength not in STRENGTHS:
+        raise ValueError(f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}")
+    s = STRENGTHS[strength]
+    lo = s.min_scale if min_scale is None else float(min_scale)
+    if not 0.0 < lo <= 1.0:
+        raise ValueError(f"min_scale must be in (0, 1], got {lo}")
+    h, w = _hw(size)
+    transforms = [
+        A.Rotate(limit=(-s.rotate, s.rotate), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+        RelativeResizedCrop(
+            size=(h, w), scale=(lo, 1.0), ratio=(3 / 4, 4 / 3), area_for_downscale="image", p=1.0
+        ),
+        A.HorizontalFlip(p=0.5),
+        A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=0.7),
+        A.HueSaturationValue(
+            hue_shift_limit=round(40 * s.color), sat_shift_limit=round(100 * s.color),
+            val_shift_limit=round(60 * s.color), p=0.5,
+        ),
+        A.RandomToneCurve(scale=0.15, p=s.tone_p),
+        A.MotionBlur(blur_limit=(3, 7), p=s.blur_p),
+        A.GaussNoise(std_range=(0.01, 0.05), p=s.noise_p),
+        A.ImageCompression(quality_range=(40, 95), p=s.jpeg_p),
+        A.ToGray(p=s.gray_p),
+    ]
+    return A.Compose(transforms, mask_interpolation=cv2.INTER_LINEAR, seed=0)
+
+
+def build_eval_transform(size: Size) -> A.Compose:
+    """Whole image resized to the model input (the evaluation protocol); no randomness.
+
+    Downscaling uses area averaging for the image (as the training crop does) and bilinear
+    for the mask. Returns image uint8 [h, w, 3] and mask float32 [h, w] in [0, 1].
+    """
+    h, w = _hw(size)
+    resize = A.Resize(h, w, interpolation=cv2.INTER_LINEAR, area_for_downscale="image", p=1.0)
+    return A.Compose([resize], mask_interpolation=cv2.INTER_LINEAR, seed=0)
+
+
+def texture_transform(strength: str = "default") -> A.Compose:
+    """Photometric-only changes for PortraitNet's consistency loss: no geometry at all.
+
+    Applied to an already augmented crop, it yields a copy with identical geometry (the
+    mask stays valid) but different colour, blur and noise. Brightness/contrast always
+    fires so the copy always differs.
+    """
+    if strength not in STRENGTHS:
+        raise ValueError(f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}")
+    s = STRENGTHS[strength]
+    return A.Compose(
+        [
+            A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=1.0),
+            A.HueSaturationValue(
+                hue_shift_limit=round(40 * s.color), sat_shift_limit=round(100 * s.color),
+                val_shift_limit=round(60 * s.color), p=0.7,
+            ),
+            A.RandomGamma(gamma_limit=(70, 140), p=0.3),
+            A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3),
+            A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
+            A.ImageCompression(quality_range=(30, 90), p=0.3),
+        ],
+        seed=0,
+    )
+
+
+def _fit_short_side(image: np.ndarray, short: int) -> np.ndarray:
+    """Downscale (never upscale) so the shorter side is at most ``short`` pixels."""
+    h, w = image.shape[:2]
+    f = short / min(h, w)
+    if f >= 1.0:
+        return image
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class BackgroundCompositor:
+    """Paste the person onto a random crop of a random background photo.
+
+    ``out = image * a + background * (1 - a)`` with the soft mask as ``a``; the mask itself
+    is unchanged. Used before the geometric augmentation so the pasted result is rotated,
+    cropped and recoloured like any photo. This teaches the model to look at the person
+    rather than at the few backgrounds of the training set.
+
+    Args:
+        folder: folder of background photos (jpg/png/...), decoded once and kept in memory.
+        p: probability of compositing a given sample.
+        max_side: backgrounds are downscaled so their shorter side is at most this.
+
+    Raises:
+        DataError: the folder is missing, empty or holds an unreadable photo.
+    """
+
+    def __init__(self, folder: str | Path, p: float = 0.3, max_side: int = 1024) -> None:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DataError(f"backgrounds folder {folder} does not exist")
+        files = sorted(
+            f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+        )
+        if not files:
+            raise DataError(f"no background photos ({' '.join(IMAGE_SUFFIXES)}) in {folder}")
+        self.p = float(p)
+        self.files = files
+        self.backgrounds = [_fit_short_side(load_image(f), max_side) for f in files]
+
+    def __len__(self) -> int:
+        return len(self.backgrounds)
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Composite with probability ``p``.
+
+        Args:
+            image: uint8 [H, W, 3] RGB.
+            mask: float32 [H, W] in [0, 1], the person's alpha.
+            rng: generator for this sample (all draws come from it).
+
+        Returns:
+            uint8 [H, W, 3] RGB: the composite, or ``image`` itself when not applied.
+        """
+        if rng.random() >= self.p:
+            return image
+        bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
+        h, w = image.shape[:2]
+        bh, bw = bg.shape[:2]
+        # Largest crop with the image's aspect, then a random zoom into it (scale 0.4..1).
+        cw, ch = (bw, round(bw * h / w)) if bw * h / w <= bh else (round(bh * w / h), bh)
+        zoom = math.sqrt(rng.uniform(0.4, 1.0))
+        cw, ch = max(1, round(cw * zoom)), max(1, round(ch * zoom))
+        x0 = int(rng.integers(0, bw - cw + 1))
+        y0 = int(rng.integers(0, bh - ch + 1))
+        crop = bg[y0 : y0 + ch, x0 : x0 + cw]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        interp = cv2.INTER_AREA if cw > w else cv2.INTER_LINEAR
+        crop = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
+        a = mask[:, :, None]
+        out = image.astype(np.float32) * a + crop.astype(np.float32) * (1.0 - a)
+        return np.clip(out + 0.5, 0, 255).astype(np.uint8)

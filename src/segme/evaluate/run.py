@@ -1,0 +1,45 @@
+"""Evaluate a model file on a folder of images and masks under the reference protocol.
+
+Protocol (the one ``../shared/data/README.md`` uses for its reference numbers): the whole
+image is resized to the model's input size, the predicted alpha is resized back to the
+mask's size bilinearly, and binary metrics threshold both at 0.5.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from segme.data.folders import find_pairs, load_pair
+from segme.evaluate.metrics import MetricAccumulator
+from segme.postprocess import restore
+from segme.preprocess import prepare
+from segme.runtime import load_backend
+
+
+def evaluate(
+    model: str | Path, data: str | Path, threads: int | None = None, limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, float]]:
+    """Score ``model`` (``.pt`` checkpoint or exported ``.onnx``) on every pair in ``data``.
+
+    Returns ``{"all": {...}, "<source>": {...}}`` as ``MetricAccumulator.result()`` gives,
+    plus ``all["seconds_per_image"]`` for the whole loop.
+    """
+    backend = load_backend(model, threads)
+    pairs = find_pairs(data)[:limit]
+    acc = MetricAccumulator()
+    it = pairs
+    if progress:
+        from rich.progress import track
+
+        it = track(pairs, description="evaluating", transient=True)
+    t0 = time.perf_counter()
+    for pair in it:
+        image, mask = load_pair(pair)
+        x, meta = prepare(image, backend.card)
+        alpha = restore(backend.run(x), meta)
+        acc.update(alpha, mask, pair.name)
+    results = acc.result()
+    results["all"]["seconds_per_image"] = (time.perf_counter() - t0) / max(1, len(pairs))
+    return results

@@ -1,0 +1,53 @@
+"""The contract every segme network follows.
+
+``forward(x)`` is the deployed graph: it returns alpha in [0, 1] and is what ONNX export
+traces. ``forward_train(x)`` returns a dict of raw outputs for the losses; it shares every
+layer with ``forward`` (no second copy of the network for export). Keys:
+
+- ``logits``           [B, 1, H, W] main prediction before the sigmoid (always present)
+- ``aux_logits``       [B, 1, h, w] auxiliary prediction from deep features (optional)
+- ``boundary_logits``  [B, 1, h, w] person-edge prediction (optional, PortraitNet)
+- ``semantic_logits``  [B, 1, H/8, W/8] coarse semantic matte (optional, MODNet)
+- ``detail_logits``    [B, 1, H, W] boundary detail matte (optional, MODNet)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+
+
+class SegModel(nn.Module):
+    """Base class: subclasses implement ``forward_train`` (and may override ``forward``).
+
+    Class attributes describe how the model is fed; ``card()`` turns them into a ModelCard.
+    """
+
+    default_size: int = 256  # side of the square input the family was designed for
+    size_divisor: int = 32  # input sides must be multiples of this (total stride)
+    in_channels: int = 3  # 4 when a previous-frame alpha is the 4th plane
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    loss_recipe: str = "seg"  # which loss family train/losses.py applies: seg | matting | modnet
+
+    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float32 [B, C, H, W] normalised image (plus prior plane) -> alpha [B, 1, H, W]."""
+        return torch.sigmoid(self.forward_train(x)["logits"])
+
+    def card(self, size: int | tuple[int, int] | None = None) -> ModelCard:
+        size = size or self.default_size
+        hw = (size, size) if isinstance(size, int) else tuple(size)
+        return ModelCard(
+            arch=getattr(self, "arch", type(self).__name__.lower()),
+            arch_kwargs=dict(getattr(self, "arch_kwargs", {})),
+            input_size=hw,
+            size_divisor=self.size_divisor,
+            mean=self.mean,
+            std=self.std,
+            stateful_inputs=["prev_alpha"] if self.in_channels == 4 else [],
+        )

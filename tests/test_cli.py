@@ -1,0 +1,105 @@
+"""The real console script, end to end on synthetic data, and its handling of mistakes."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+SEGME = shutil.which("segme")
+pytestmark = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
+
+
+def run(*args, ok=True):
+    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def assert_clean_error(proc, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    run("synth", root / "data", "--train", 12, "--val", 6)
+    run("train", "--model", "test_tiny", "--data", root / "data/train", "--val", root / "data/val",
+        "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0, "--out", root / "run",
+        "--no-progress")
+    return root
+
+
+def test_models_list_shows_all_families():
+    out = run("models", "list").stdout
+    for name in ("mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
+                 "slim_net", "sinet", "mmnet", "modnet"):
+        assert name in out
+    assert "test_tiny" not in out
+
+
+def test_models_info():
+    out = run("models", "info", "sinet", "--size", 128).stdout
+    assert "parameters" in out and "128x128" in out and "MACs" in out
+
+
+def test_train_eval_export(trained):
+    run_dir = trained / "run"
+    assert (run_dir / "best.pt").exists() and (run_dir / "last.pt").exists()
+    assert (run_dir / "log.csv").read_text().startswith("epoch,")
+    res = run("eval", "--model", run_dir / "best.pt", "--data", trained / "data/val",
+              "--json", trained / "res.json")
+    assert "fg_iou" in res.stdout and "synth" in res.stdout
+    data = json.loads((trained / "res.json").read_text())
+    assert data["all"]["images"] == 6 and 0 <= data["all"]["fg_iou"] <= 100
+    run("export", "--model", run_dir / "best.pt", "-o", trained / "m.onnx")
+    res2 = run("eval", "--model", trained / "m.onnx", "--data", trained / "data/val", "--json",
+               trained / "res2.json", "--markdown")
+    assert res2.stdout.lstrip().startswith("|")
+    onnx_iou = json.loads((trained / "res2.json").read_text())["all"]["fg_iou"]
+    assert abs(onnx_iou - data["all"]["fg_iou"]) < 0.05
+
+
+def test_resume_continues(trained):
+    run("train", "--model", "test_tiny", "--data", trained / "data/train", "--size", 32,
+        "--epochs", 2, "--batch", 4, "--workers", 0, "--out", trained / "run", "--resume",
+        "--no-progress")
+    assert len((trained / "run/log.csv").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["train", "--model", "test_tiny", "--data", "/no/such/dir"], ["not found", "/no/such/dir"]),
+        (["models", "info", "no_such_net"], ["unknown model", "sinet"]),
+        (["eval", "--model", "/no/model.onnx", "--data", "."], ["not found"]),
+        (["eval", "--model", "model.xyz", "--data", "."], ["unknown model file type"]),
+    ],
+)
+def test_user_mistakes_give_one_line(args, words):
+    assert_clean_error(run(*args, ok=False), *words)
+
+
+def test_bad_model_files(tmp_path, trained):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not a model")
+    assert_clean_error(run("eval", "--model", junk, "--data", trained / "data/val", ok=False),
+                       "not a valid ONNX model")
+    ck = tmp_path / "junk.pt"
+    ck.write_bytes(b"\x00" * 10)
+    assert_clean_error(run("eval", "--model", ck, "--data", trained / "data/val", ok=False),
+                       "not a segme checkpoint")
+
+
+def test_bad_training_pair_is_named(tmp_path):
+    run("synth", tmp_path / "d", "--train", 8, "--val", 2)
+    (tmp_path / "d/train/masks/synth_0003.png").unlink()
+    proc = run("train", "--model", "test_tiny", "--data", tmp_path / "d/train", "--size", 32,
+               "--epochs", 1, "--batch", 4, "--workers", 0, "--out", tmp_path / "r", ok=False)
+    assert_clean_error(proc, "synth_0003")

@@ -1,0 +1,76 @@
+"""Every registered model: forward/backward, output contract, ONNX export parity."""
+
+import numpy as np
+import pytest
+import torch
+
+from segme.export.onnx import export_onnx, parity
+from segme.models import create_model, list_models
+
+ALL = list_models(include_test=True)
+FAMILIES = {"mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
+            "slim_net", "sinet", "mmnet", "modnet"}
+
+
+def small_size(model) -> int:
+    return max(64, model.size_divisor * 2)
+
+
+def test_all_nine_families_registered():
+    assert FAMILIES <= set(list_models())
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(ValueError, match="known models: .*sinet"):
+        create_model("no_such_net")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_backward_contract(name):
+    torch.manual_seed(0)
+    model = create_model(name)
+    s = small_size(model)
+    x = torch.randn(2, model.in_channels, s, s)
+    out = model.forward_train(x)
+    assert out["logits"].shape == (2, 1, s, s)
+    loss = sum(v.float().mean() for v in out.values())
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None for g in grads), "every parameter should receive a gradient"
+    model.eval()
+    with torch.no_grad():
+        alpha = model(x)
+    assert alpha.shape == (2, 1, s, s)
+    assert float(alpha.min()) >= 0.0 and float(alpha.max()) <= 1.0
+    # forward() is sigmoid(logits) of the same network (no export-only copy)
+    with torch.no_grad():
+        ref = torch.sigmoid(model.forward_train(x)["logits"])
+    torch.testing.assert_close(alpha, ref)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_onnx_parity(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    s = small_size(model)
+    path = export_onnx(model, tmp_path / f"{name}.onnx", model.card(s))
+    x = np.random.default_rng(0).standard_normal((2, model.in_channels, s, s)).astype(np.float32)
+    assert parity(model, path, x) <= 1e-4
+
+
+def test_card_round_trips_through_onnx(tmp_path):
+    from segme.runtime.onnx import OnnxBackend
+
+    model = create_model("test_tiny_prior", width=4)
+    path = export_onnx(model, tmp_path / "m.onnx", model.card(32))
+    card = OnnxBackend(path).card
+    assert card.arch == "test_tiny_prior" and card.arch_kwargs == {"width": 4}
+    assert card.input_size == (32, 32) and card.stateful_inputs == ["prev_alpha"]
+    assert card.in_channels == 4
+
+
+def test_bad_size_is_explained():
+    from segme.cards import ModelCard
+
+    with pytest.raises(ValueError, match="multiple of size_divisor"):
+        ModelCard(arch="x", input_size=(100, 100), size_divisor=32)

@@ -1,0 +1,166 @@
+"""Training: losses go down, a killed run resumes to the identical state, DDP runs."""
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from segme.data.synthetic import make_synthetic_dataset, synthetic_pair
+from segme.models import create_model
+from segme.train import loop
+from segme.train.checkpoint import load_model, read_checkpoint, save_atomic
+from segme.train.loop import TrainConfig, train
+from segme.train.losses import compute_loss, consistency_loss, mask_edges
+
+FAMILIES = ["mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
+            "slim_net", "sinet", "mmnet", "modnet", "test_tiny_prior"]
+
+
+def synthetic_batch(model, size=64, n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    imgs, masks = zip(*(synthetic_pair(rng, size, size) for _ in range(n)))
+    rgb = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float() / 255  # [B, 3, S, S]
+    mask = torch.from_numpy(np.stack(masks))[:, None]  # [B, 1, S, S]
+    mean = torch.tensor(model.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.std).view(1, 3, 1, 1)
+    x = (rgb - mean) / std
+    if model.in_channels == 4:
+        x = torch.cat([x, mask], 1)
+    return x, mask, rgb
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_two_steps_reduce_the_loss(name):
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    x, mask, rgb = synthetic_batch(model)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(3):
+        loss, parts = compute_loss(model.loss_recipe, model.forward_train(x), mask, rgb)
+        assert all(np.isfinite(v) for v in parts.values())
+        losses.append(float(loss))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[2] < losses[0], losses
+
+
+def test_loss_recipes_reach_zero_only_for_perfect_predictions():
+    truth = torch.zeros(1, 1, 16, 16)
+    truth[..., 4:12, 4:12] = 1
+    perfect = {"logits": (truth * 2 - 1) * 50}
+    rgb = torch.rand(1, 3, 16, 16)
+    loss, _ = compute_loss("matting", perfect, truth, rgb)
+    assert float(loss) < 1e-3
+    wrong = {"logits": -perfect["logits"]}
+    assert float(compute_loss("matting", wrong, truth, rgb)[0]) > 0.3
+    assert float(compute_loss("seg", wrong, truth)[0]) > float(compute_loss("seg", perfect, truth)[0])
+    with pytest.raises(ValueError, match="unknown loss recipe"):
+        compute_loss("nope", perfect, truth)
+
+
+def test_consistency_and_edges():
+    logits = torch.randn(2, 1, 8, 8)
+    assert float(consistency_loss(logits, logits)) == pytest.approx(0.0, abs=1e-6)
+    assert float(consistency_loss(logits, -logits)) > 0.1
+    m = torch.zeros(1, 1, 9, 9)
+    m[..., 3:6, 3:6] = 1
+    edges = mask_edges(m)
+    assert edges[0, 0, 4, 4] == 0 and edges[0, 0, 3, 3] == 1 and edges[0, 0, 0, 0] == 0
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    make_synthetic_dataset(root, n_train=16, n_val=8, size=(40, 48), seed=1)
+    return root
+
+
+def _cfg(synth, out, **kw):
+    base = TrainConfig(model="test_tiny", data=str(synth / "train"), val=str(synth / "val"),
+                       out=str(out), size=32, epochs=2, batch=4, workers=0, seed=3,
+                       progress=False, tensorboard=False, save_every=1)
+    return replace(base, **kw)
+
+
+def _same_state(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)
+
+
+def test_killed_run_resumes_to_identical_state(synth, tmp_path, monkeypatch):
+    train(_cfg(synth, tmp_path / "a"))
+    ref = read_checkpoint(tmp_path / "a" / "last.pt")
+
+    calls = {"n": 0}
+    real = loop.compute_loss
+
+    def crash_mid_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 6:  # 4 steps per epoch: the 2nd step of epoch 2
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "compute_loss", crash_mid_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(synth, tmp_path / "b"))
+    crashed = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert (crashed["epoch"], crashed["step_in_epoch"]) == (1, 1)  # mid-epoch checkpoint
+    monkeypatch.setattr(loop, "compute_loss", real)
+    train(_cfg(synth, tmp_path / "b", resume=True))
+    got = read_checkpoint(tmp_path / "b" / "last.pt")
+    assert got["epoch"] == ref["epoch"] == 2 and got["global_step"] == ref["global_step"]
+    _same_state(ref["model"], got["model"])
+    _same_state(ref["ema"], got["ema"])
+    assert got["best"] == ref["best"]
+    log = (tmp_path / "b" / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and log[0].startswith("epoch,")
+
+
+def test_checkpoints_load_and_best_tracks_validation(synth, tmp_path):
+    res = train(_cfg(synth, tmp_path, epochs=1))
+    assert 0.0 <= res["val_fg_iou"] <= 100.0 and res["images_per_s"] > 0
+    model, card = load_model(tmp_path / "best.pt")
+    assert card.arch == "test_tiny" and card.input_size == (32, 32)
+    assert not model.training
+
+
+def test_atomic_save_keeps_previous_file_on_failure(tmp_path):
+    path = tmp_path / "ck.pt"
+    save_atomic({"a": torch.ones(2)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        save_atomic({"a": Unpicklable()}, path)
+    assert torch.equal(torch.load(path)["a"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
+
+
+def test_bad_size_and_tiny_dataset_are_explained(synth, tmp_path):
+    with pytest.raises(ValueError, match="multiple of"):
+        train(_cfg(synth, tmp_path, size=30))
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(_cfg(synth, tmp_path, batch=64))
+
+
+@pytest.mark.slow
+def test_torchrun_two_process_gloo(synth, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "segme.cli.main", "train", "--model", "test_tiny", "--data",
+           str(synth / "train"), "--val", str(synth / "val"), "--size", "32", "--epochs", "1",
+           "--batch", "4", "--workers", "0", "--out", str(tmp_path), "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["global_step"] == 2  # 16 pairs / (2 processes x batch 4)
+    assert proc.stdout.count("epoch 1:") == 1  # only rank 0 reports
