@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Sampler
 
 from segme.data import DataError, find_pairs
@@ -131,6 +131,20 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
+def _ema_avg(decay: float):
+    """EMA update with warm-up: the decay grows as (1 + n) / (10 + n) up to ``decay``.
+
+    A fixed 0.999 would keep ~70% of the random initial weights after 350 steps, so the
+    averaged model of a short CPU run would be useless for its first epochs.
+    """
+
+    def avg(ema: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        d = min(decay, (1.0 + float(n)) / (10.0 + float(n)))
+        return ema * d + new * (1.0 - d)
+
+    return avg
+
+
 def _lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
     total = max(1, cfg.epochs * steps_per_epoch)
     warm = max(1, int(cfg.warmup_epochs * steps_per_epoch))
@@ -233,7 +247,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         )
     else:
         raise ValueError(f"unknown schedule {cfg.schedule!r}; use cosine or plateau")
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+    ema = (AveragedModel(model, avg_fn=_ema_avg(cfg.ema), use_buffers=True)
            if cfg.ema > 0 else None)
 
     start_epoch, skip_steps, global_step, best = 0, 0, 0, -1.0

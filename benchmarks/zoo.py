@@ -1,0 +1,81 @@
+"""The table of docs/models.md: accuracy, size, cost and CPU latency of trained checkpoints.
+
+For each checkpoint: export to ONNX next to it (parity-checked against torch), score the
+ONNX file on a validation folder under the reference protocol (``segme eval``), count
+parameters and MACs at the trained input size, and time the model call with ONNX Runtime
+at 1 and 2 threads (median; all models interleaved in one run).
+
+    python benchmarks/zoo.py runs/sinet/best.pt runs/mmnet/best.pt runs/mobile_unet/best.pt \
+        --data ../shared/data/portraits/val
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from segme.cli.models import profile
+from segme.evaluate.run import evaluate
+from segme.evaluate.speed import interleaved_medians
+from segme.export.onnx import export_onnx, parity
+from segme.runtime.onnx import OnnxBackend
+from segme.train.checkpoint import load_model
+
+# ../shared/data/README.md, measured by whoever wrote it on the same val set and protocol
+REFERENCE = [
+    ("MediaPipe selfie (general, 256x256)", 95.86, 96.22, 95.80, 92.43, 82.0),
+    ("MediaPipe selfie (landscape, 144x256)", 95.40, 95.86, 94.68, 91.88, 80.8),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("checkpoints", nargs="+", type=Path)
+    ap.add_argument("--data", type=Path, required=True, help="validation folder")
+    ap.add_argument("--runs", type=int, default=400, help="timed calls per model and threads")
+    ap.add_argument("--json", type=Path, help="also write all numbers here")
+    args = ap.parse_args()
+
+    rows = []
+    for ckpt in args.checkpoints:
+        model, card = load_model(ckpt)
+        onnx_path = ckpt.with_suffix(".onnx")
+        export_onnx(model, onnx_path, card)
+        h, w = card.input_size
+        x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w), np.float32)
+        diff = parity(model, onnx_path, x)
+        prof = profile(card.arch, h, **card.arch_kwargs)
+        res = evaluate(onnx_path, args.data, threads=2, progress=False)
+        rows.append({"checkpoint": str(ckpt), "onnx": str(onnx_path), "arch": card.arch,
+                     "kwargs": card.arch_kwargs, "size": h, "params": prof["params"],
+                     "macs": prof["macs"], "parity": diff, "results": res})
+        print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
+
+    backends = {(r["onnx"], t): OnnxBackend(r["onnx"], threads=t) for r in rows for t in (1, 2)}
+    med = interleaved_medians(backends, args.runs)
+    for r in rows:
+        r["ms_1t"], r["ms_2t"] = med[(r["onnx"], 1)], med[(r["onnx"], 2)]
+
+    print("\n| model | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
+          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        a = r["results"]
+        src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in ("pfcn", "picsart", "ccp")]
+        name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
+        print(f"| {name} | {r['size']} | {r['params'] / 1e3:.0f} K | {r['macs'] / 1e6:.0f} | "
+              f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
+              f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
+              f"{r['ms_2t']:.2f} |")
+    for name, fg, pf, pa, cc, b in REFERENCE:
+        print(f"| {name} (reference, README) | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
+              f"{cc:.2f} | {b:.1f} | - | - | - | - |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
