@@ -6,7 +6,15 @@ parameters and MACs at the trained input size, and time the model call with ONNX
 at 1 and 2 threads (median; all models interleaved in one run).
 
     python benchmarks/zoo.py runs/sinet/best.pt runs/mmnet/best.pt runs/mobile_unet/best.pt \
-        --data ../shared/data/portraits/val
+        --data ../shared/data/portraits/val --mediapipe cache/selfie_segmentation.tflite
+
+``--mediapipe`` adds Google's MediaPipe selfie segmenter, run through LiteRT (XNNPACK) on
+the same images and the same pre/post-processing, timed in the same interleaved run. Its
+file ships inside the ``mediapipe==0.10.14`` wheel (needs ``pip install ai-edge-litert``):
+
+    pip download --no-deps mediapipe==0.10.14 -d cache
+    unzip -j cache/mediapipe-0.10.14-*.whl \
+        mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite -d cache
 """
 
 from __future__ import annotations
@@ -17,10 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from segme.cards import ModelCard
 from segme.cli.models import profile
 from segme.evaluate.run import evaluate
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx, parity
+from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
 from segme.train.checkpoint import load_model
 
@@ -31,12 +41,21 @@ REFERENCE = [
 ]
 
 
+def mediapipe_backend(path: Path, threads: int) -> LiteRTBackend:
+    """MediaPipe's selfie segmenter: RGB / 255 in, NHWC [1, 256, 256, 3], person prob out."""
+    card = ModelCard(arch="mediapipe_selfie", input_size=(256, 256), mean=(0, 0, 0),
+                     std=(1, 1, 1))
+    return LiteRTBackend(path, threads, card)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
     ap.add_argument("--data", type=Path, required=True, help="validation folder")
     ap.add_argument("--runs", type=int, default=400, help="timed calls per model and threads")
     ap.add_argument("--json", type=Path, help="also write all numbers here")
+    ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
+    ap.add_argument("--limit", type=int, help="score only the first N pairs (quick checks)")
     args = ap.parse_args()
 
     rows = []
@@ -48,31 +67,48 @@ def main() -> None:
         x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w), np.float32)
         diff = parity(model, onnx_path, x)
         prof = profile(card.arch, h, **card.arch_kwargs)
-        res = evaluate(onnx_path, args.data, threads=2, progress=False)
-        rows.append({"checkpoint": str(ckpt), "onnx": str(onnx_path), "arch": card.arch,
+        res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False)
+        rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
                      "kwargs": card.arch_kwargs, "size": h, "params": prof["params"],
-                     "macs": prof["macs"], "parity": diff, "results": res})
+                     "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
         print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
+    if args.mediapipe:
+        res = evaluate(mediapipe_backend(args.mediapipe, 2), args.data, limit=args.limit,
+                       progress=False)
+        rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
+                     "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": 106_000,
+                     "macs": None, "parity": None, "results": res, "runtime": "litert"})
+        print(f"scored MediaPipe: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
 
-    backends = {(r["onnx"], t): OnnxBackend(r["onnx"], threads=t) for r in rows for t in (1, 2)}
-    med = interleaved_medians(backends, args.runs)
+    backends = {}
     for r in rows:
-        r["ms_1t"], r["ms_2t"] = med[(r["onnx"], 1)], med[(r["onnx"], 2)]
+        for t in (1, 2):
+            backends[(r["file"], t)] = (OnnxBackend(r["file"], threads=t) if r["runtime"] == "onnx"
+                                        else mediapipe_backend(Path(r["file"]), t))
+    med = interleaved_medians(backends, args.runs)
+    ref = next((r for r in rows if r["runtime"] == "litert"), None)
+    for r in rows:
+        r["ms_1t"], r["ms_2t"] = med[(r["file"], 1)], med[(r["file"], 2)]
+        if ref is not None:
+            r["ratio_1t"] = r["ms_1t"] / med[(ref["file"], 1)]
+            r["ratio_2t"] = r["ms_2t"] / med[(ref["file"], 2)]
 
-    print("\n| model | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
-          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| model | runtime | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
+          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads | ratio to MediaPipe 1t / 2t |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["results"]
         src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in ("pfcn", "picsart", "ccp")]
         name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
-        print(f"| {name} | {r['size']} | {r['params'] / 1e3:.0f} K | {r['macs'] / 1e6:.0f} | "
+        macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
+        ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
+        print(f"| {name} | {r['runtime']} | {r['size']} | {r['params'] / 1e3:.0f} K | {macs} | "
               f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
               f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
-              f"{r['ms_2t']:.2f} |")
+              f"{r['ms_2t']:.2f} | {ratio} |")
     for name, fg, pf, pa, cc, b in REFERENCE:
-        print(f"| {name} (reference, README) | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
-              f"{cc:.2f} | {b:.1f} | - | - | - | - |")
+        print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
+              f"{cc:.2f} | {b:.1f} | - | - | - | - | - |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 

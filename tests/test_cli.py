@@ -64,6 +64,11 @@ def test_train_eval_export(trained):
     assert res2.stdout.lstrip().startswith("|")
     onnx_iou = json.loads((trained / "res2.json").read_text())["all"]["fg_iou"]
     assert abs(onnx_iou - data["all"]["fg_iou"]) < 0.05
+    run("export", "--model", run_dir / "best.pt", "-o", trained / "m.safetensors")
+    run("eval", "--model", trained / "m.safetensors", "--data", trained / "data/val", "--json",
+        trained / "res3.json")
+    st_iou = json.loads((trained / "res3.json").read_text())["all"]["fg_iou"]
+    assert st_iou == data["all"]["fg_iou"]
 
 
 def test_resume_continues(trained):

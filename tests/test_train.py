@@ -43,7 +43,7 @@ def test_two_steps_reduce_the_loss(name):
     for _ in range(3):
         loss, parts = compute_loss(model.loss_recipe, model.forward_train(x), mask, rgb)
         assert all(np.isfinite(v) for v in parts.values())
-        losses.append(float(loss))
+        losses.append(loss.item())
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -18,15 +18,19 @@ from segme.runtime import load_backend
 
 
 def evaluate(
-    model: str | Path, data: str | Path, threads: int | None = None, limit: int | None = None,
+    model, data: str | Path, threads: int | None = None, limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, float]]:
-    """Score ``model`` (``.pt`` checkpoint or exported ``.onnx``) on every pair in ``data``.
+    """Score a model on every pair in ``data``.
+
+    Args:
+        model: ``.pt`` checkpoint or exported ``.onnx`` path, or an opened backend (anything
+            with ``card`` and ``run``, see ``segme.runtime``).
 
     Returns ``{"all": {...}, "<source>": {...}}`` as ``MetricAccumulator.result()`` gives,
     plus ``all["seconds_per_image"]`` for the whole loop.
     """
-    backend = load_backend(model, threads)
+    backend = model if hasattr(model, "run") else load_backend(model, threads)
     pairs = find_pairs(data)[:limit]
     acc = MetricAccumulator()
     it = pairs

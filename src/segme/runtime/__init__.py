@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SUFFIXES = {".onnx": "onnx", ".pt": "torch"}
+SUFFIXES = {".onnx": "onnx", ".pt": "torch", ".safetensors": "torch"}
 
 
 def load_backend(path: str | Path, threads: int | None = None):

@@ -8,10 +8,11 @@ import numpy as np
 
 
 class TorchBackend:
-    """Runs a ``segme train`` checkpoint (EMA weights when present) with PyTorch.
+    """Runs a ``segme train`` checkpoint (EMA weights when present) or exported
+    ``.safetensors`` weights with PyTorch.
 
     Args:
-        path: ``best.pt`` or ``last.pt``.
+        path: ``best.pt``, ``last.pt`` or a ``.safetensors`` file.
         threads: torch intra-op threads (None = torch's default).
     """
 

@@ -51,14 +51,22 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
     """Rebuild the network a checkpoint was trained with, in eval mode.
 
     Args:
-        path: ``best.pt`` / ``last.pt`` written by ``segme train``.
+        path: ``best.pt`` / ``last.pt`` written by ``segme train``, or a ``.safetensors``
+            weights file written by ``segme export``.
         ema: use the exponential-moving-average weights when the checkpoint has them.
     """
     from segme.models import create_model
 
-    ckpt = read_checkpoint(path)
-    card = ModelCard.from_json(ckpt["card"])
+    if Path(path).suffix.lower() == ".safetensors":
+        from segme.export.weights import read_weights
+
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"weights file not found: {path}")
+        state, card = read_weights(path)
+    else:
+        ckpt = read_checkpoint(path)
+        card = ModelCard.from_json(ckpt["card"])
+        state = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     model = create_model(card.arch, **card.arch_kwargs)
-    state = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
     model.load_state_dict(state)
     return model.eval(), card

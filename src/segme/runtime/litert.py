@@ -1,0 +1,56 @@
+"""LiteRT (TensorFlow Lite) backend, XNNPACK on the CPU. No torch.
+
+Runs ``.tflite`` files. A file without an embedded segme card (a third-party model such as
+MediaPipe's selfie segmenter) needs its card passed in: input size and normalisation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from segme.cards import ModelCard
+
+
+class LiteRTBackend:
+    """Runs a TFLite model with ai-edge-litert's interpreter.
+
+    Args:
+        path: ``.tflite`` file.
+        threads: interpreter threads (None = LiteRT's default).
+        card: the model's card, required until segme's TFLite export embeds one.
+    """
+
+    def __init__(self, path: str | Path, threads: int | None = None,
+                 card: ModelCard | None = None) -> None:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("running .tflite files needs LiteRT: pip install ai-edge-litert") from None
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"model file not found: {path}")
+        if card is None:
+            raise ValueError(f"{path} carries no segme model card; pass one for this model")
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ValueError(f"{path} is not a valid TFLite model: {e}") from None
+        self.card = card
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        # NHWC when the last input axis holds the channels (TFLite's native layout)
+        self._nhwc = int(self._in["shape"][-1]) == card.in_channels
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """x: float32 [N, C, h, w] prepared input -> alpha float32 [N, 1, h, w] in [0, 1]."""
+        outs = []
+        for sample in np.asarray(x, np.float32):  # the file's batch axis is fixed at 1
+            t = sample.transpose(1, 2, 0) if self._nhwc else sample
+            self.interpreter.set_tensor(self._in["index"], np.ascontiguousarray(t[None]))
+            self.interpreter.invoke()
+            y = self.interpreter.get_tensor(self._out["index"])[0]
+            outs.append(y.transpose(2, 0, 1) if y.ndim == 3 and y.shape[-1] == 1 else y)
+        return np.stack(outs).reshape(len(outs), 1, *outs[0].shape[-2:])
