@@ -1,8 +1,10 @@
 """The contract every segme network follows.
 
-``forward(x)`` is the deployed graph: it returns alpha in [0, 1] and is what ONNX export
-traces. ``forward_train(x)`` returns a dict of raw outputs for the losses; it shares every
-layer with ``forward`` (no second copy of the network for export). Keys:
+A family implements one method, ``outputs(x, aux)``, returning a dict of raw outputs.
+``forward(x)`` is the deployed graph: ``sigmoid(outputs(x, aux=False)["logits"])``, alpha in
+[0, 1], what ONNX export traces; ``aux=False`` lets it skip heads that only training uses.
+``forward_train(x)`` is ``outputs(x, aux=True)`` for the losses. Both run the same layers
+(no second copy of the network for export). Keys:
 
 - ``logits``           [B, 1, H, W] main prediction before the sigmoid (always present)
 - ``aux_logits``       [B, 1, h, w] auxiliary prediction from deep features (optional)
@@ -20,7 +22,7 @@ from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard
 
 
 class SegModel(nn.Module):
-    """Base class: subclasses implement ``forward_train`` (and may override ``forward``).
+    """Base class: subclasses implement ``outputs(x, aux)``.
 
     Class attributes describe how the model is fed; ``card()`` turns them into a ModelCard.
     """
@@ -32,12 +34,17 @@ class SegModel(nn.Module):
     std: tuple[float, float, float] = IMAGENET_STD
     loss_recipe: str = "seg"  # which loss family train/losses.py applies: seg | matting | modnet
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
+        """Raw outputs (keys above); ``aux=False`` may skip training-only heads."""
         raise NotImplementedError
+
+    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every output the losses use, auxiliary heads included."""
+        return self.outputs(x, aux=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 [B, C, H, W] normalised image (plus prior plane) -> alpha [B, 1, H, W]."""
-        return torch.sigmoid(self.forward_train(x)["logits"])
+        return torch.sigmoid(self.outputs(x, aux=False)["logits"])
 
     def card(self, size: int | tuple[int, int] | None = None) -> ModelCard:
         size = size or self.default_size

@@ -63,7 +63,7 @@ class DeepLabV3Plus(SegModel):
         self.fuse = nn.Sequential(SeparableConv(dec + low, dec), SeparableConv(dec, dec))
         self.head = nn.Conv2d(dec, 1, 1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         feats = self.encoder(x)
         low = self.reduce(feats[1])  # [B, low, H/4, W/4]

@@ -96,7 +96,7 @@ class MMNet(SegModel):
         self.head = nn.Conv2d(c(32), 1, 3, padding=1)
         self.aux_head = nn.Conv2d(ch, 1, 1)
 
-    def _run(self, x: torch.Tensor, aux: bool) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         x = self.stem(x)  # [B, 32w, H/2, W/2]
         f4 = self.stages[0](x)  # [B, 16w, H/4, W/4]
         f8 = self.stages[1](f4)  # [B, 32w, H/8, W/8]
@@ -109,12 +109,6 @@ class MMNet(SegModel):
         if aux:
             out["aux_logits"] = self.aux_head(deep)  # [B, 1, H/16, W/16]
         return out
-
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._run(x, aux=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self._run(x, aux=False)["logits"])
 
 
 @register_model

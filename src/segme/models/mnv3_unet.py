@@ -113,7 +113,7 @@ class MobileNetV3UNet(SegModel):
         self.refine = SeparableResidual(ch[0], ch[0], act=act, project=True)
         self.head = nn.Conv2d(ch[0], 1, 1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         feats = self.encoder(x)
         y = feats[-1]  # [B, ch[4], H/32, W/32]

@@ -74,7 +74,7 @@ class MobileUNet(SegModel):
         self.head_up = _Up(ch, dec[-1], decoder)
         self.head = nn.Conv2d(dec[-1], 1, 3, padding=1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)  # [B, C_i, H/2^(i+1), W/2^(i+1)] for i = 0..4
         y = feats[-1]
         for up, fuse, skip in zip(self.ups, self.fuse, reversed(feats[:-1])):

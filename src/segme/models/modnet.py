@@ -138,7 +138,7 @@ class MODNet(SegModel):
         self.f_2 = ConvIBNReLU(2 * hr, hr, 3)
         self.f_head = nn.Sequential(ConvIBNReLU(hr + 3, hr // 2, 3), nn.Conv2d(hr // 2, 1, 1))
 
-    def _run(self, x: torch.Tensor, heads: bool) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         img = x[:, :3]  # colour planes only feed the detail/fusion branches
         f2, f4, _, f16, f32 = self.encoder(x)
 
@@ -160,18 +160,11 @@ class MODNet(SegModel):
         s2 = upsample(self.f_lr4(lr4), 2)  # [B, hr, H/2, W/2]
         f = upsample(self.f_2(torch.cat([s2, h2], 1)), 2)  # [B, hr, H, W]
         out = {"logits": self.f_head(torch.cat([f, img], 1))}  # [B, 1, H, W]
-        if heads:
+        if aux:
             out["semantic_logits"] = self.semantic_head(lr8)  # [B, 1, H/8, W/8]
             h1 = upsample(h2, 2)  # [B, hr, H, W]
             out["detail_logits"] = self.detail_head(torch.cat([h1, img], 1))  # [B, 1, H, W]
         return out
-
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._run(x, heads=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float32 [B, C, H, W] normalised image (plus prior plane) -> alpha [B, 1, H, W]."""
-        return torch.sigmoid(self._run(x, heads=False)["logits"])
 
 
 @register_model

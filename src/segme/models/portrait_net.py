@@ -81,7 +81,7 @@ class PortraitNet(SegModel):
         self.head = nn.Conv2d(last, 1, 3, padding=1)
         self.boundary_head = nn.Conv2d(last, 1, 3, padding=1)
 
-    def _run(self, x: torch.Tensor, boundary: bool) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)  # [B, enc[i], H/2^(i+1), W/2^(i+1)] for i = 0..4
         skips = [*reversed(feats[:-1]), None]  # added after the stride 16, 8, 4, 2 stages
         y = feats[-1]  # [B, enc[4], H/32, W/32]
@@ -90,16 +90,9 @@ class PortraitNet(SegModel):
             if skip is not None:
                 y = y + skip
         out = {"logits": self.head(y)}  # [B, 1, H, W]
-        if boundary:
+        if aux:
             out["boundary_logits"] = self.boundary_head(y)  # [B, 1, H, W]
         return out
-
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._run(x, boundary=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float32 [B, C, H, W] normalised image (plus prior plane) -> alpha [B, 1, H, W]."""
-        return torch.sigmoid(self._run(x, boundary=False)["logits"])
 
 
 @register_model

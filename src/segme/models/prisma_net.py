@@ -59,7 +59,7 @@ class PrismaNet(SegModel):
         self.refine = SeparableResidual(ch[0], ch[0], act=act)
         self.head = nn.Conv2d(ch[0], 1, 1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         feats = [self.stem(x)]  # [B, ch[0], H/2, W/2]
         for stage in self.encoder:

@@ -162,7 +162,7 @@ class SINet(SegModel):
         self.dec_bn = nn.BatchNorm2d(1)
         self.head = nn.Conv2d(1, 1, 3, padding=1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         x1 = self.stem(x)  # [B, c1, H/2, W/2]
         x2_0 = self.down2(x1)  # [B, c2, H/4, W/4]
         x2 = self.stage2(x2_0)  # [B, c3, H/4, W/4]

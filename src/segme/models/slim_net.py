@@ -117,7 +117,7 @@ class SlimNet(SegModel):
         # overlapping 4x4 kernel (not 2x2) so the full-resolution logits are not blocky
         self.head = nn.ConvTranspose2d(c2, 1, 4, stride=2, padding=1)
 
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         s2 = self.stem1(x)  # [B, c2, H/2, W/2]
         s4 = self.stage4(self.stem2(s2))  # [B, c4, H/4, W/4]

@@ -26,18 +26,12 @@ class TinyNet(SegModel):
         self.head = nn.Conv2d(width, 1, 1)
         self.aux_head = nn.Conv2d(width, 1, 1)
 
-    def _run(self, x: torch.Tensor, aux: bool) -> dict[str, torch.Tensor]:
+    def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         f = self.down(x)
         out = {"logits": upsample(self.head(self.mid(f)), 4)}
         if aux:
             out["aux_logits"] = self.aux_head(f)
         return out
-
-    def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._run(x, aux=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self._run(x, aux=False)["logits"])
 
 
 @register_model
