@@ -116,6 +116,38 @@ class SeparableResidual(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
+class AdditiveDecoder(nn.Module):
+    """U-Net decoder whose skips are added, not concatenated (Prisma-Net, MobileNetV3 U-Net).
+
+    Stage i maps level i+1 features to the width of skip i with a ``SeparableResidual``, is
+    upsampled to the skip's size and added to it; a last block refines the stride-2 level
+    and a 1x1 head gives logits, upsampled to the input size.
+
+    Args:
+        channels: widths of the encoder levels, finest (stride 2) first.
+        act: activation of the blocks.
+        project: 1x1-conv shortcut branch in every block (MobileNetV3 U-Net's transition
+            blocks) rather than identity shortcuts where shapes allow.
+    """
+
+    def __init__(self, channels: list[int], act: str = "relu", project: bool = False) -> None:
+        super().__init__()
+        ch = channels
+        self.stages = nn.ModuleList(
+            SeparableResidual(ch[i + 1], ch[i], act=act, project=project) for i in range(len(ch) - 1)
+        )
+        self.refine = SeparableResidual(ch[0], ch[0], act=act, project=project)
+        self.head = nn.Conv2d(ch[0], 1, 1)
+
+    def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """feats: encoder levels finest first; x: the input (for its size) -> logits [B, 1, H, W]."""
+        y = feats[-1]
+        for i in reversed(range(len(self.stages))):
+            skip = feats[i]
+            y = upsample_like(self.stages[i](y), skip) + skip
+        return upsample_like(self.head(self.refine(y)), x)
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2/V3 block: 1x1 expand -> depthwise kxk -> (SE) -> linear 1x1 project."""
 

@@ -12,10 +12,10 @@ import torch.nn as nn
 
 from segme.models.base import SegModel
 from segme.models.blocks import (
+    AdditiveDecoder,
     ConvBNAct,
     SeparableResidual,
     make_divisible,
-    upsample_like,
 )
 from segme.models.registry import register_model
 
@@ -52,24 +52,14 @@ class PrismaNet(SegModel):
             )
             for i in range(1, len(ch))
         )
-        # decoder[i] maps level i+1 features to the width of skip i
-        self.decoder = nn.ModuleList(
-            SeparableResidual(ch[i + 1], ch[i], act=act) for i in range(len(ch) - 1)
-        )
-        self.refine = SeparableResidual(ch[0], ch[0], act=act)
-        self.head = nn.Conv2d(ch[0], 1, 1)
+        self.decoder = AdditiveDecoder(ch, act=act)
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         feats = [self.stem(x)]  # [B, ch[0], H/2, W/2]
         for stage in self.encoder:
             feats.append(stage(feats[-1]))  # strides 4, 8, 16, 32
-        y = feats[-1]  # [B, ch[4], H/32, W/32]
-        for i in reversed(range(len(self.decoder))):
-            skip = feats[i]
-            y = upsample_like(self.decoder[i](y), skip) + skip
-        y = self.refine(y)  # [B, ch[0], H/2, W/2]
-        return {"logits": upsample_like(self.head(y), x)}
+        return {"logits": self.decoder(feats, x)}  # [B, 1, H, W]
 
 
 @register_model
