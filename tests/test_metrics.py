@@ -281,3 +281,14 @@ def test_format_table():
     assert set(md[1]) <= set("|-:")
     assert md[2].startswith("| all |")
     assert len(md) == 5
+
+
+def test_a_source_named_all_keeps_its_own_row():
+    acc = MetricAccumulator()
+    truth = np.zeros((8, 8), np.float32)
+    truth[2:6, 2:6] = 1
+    acc.update(truth, truth, "all_001.png")
+    acc.update(np.zeros_like(truth), truth, "pfcn_001.png")
+    res = acc.result()
+    assert res["all"]["images"] == 2 and res["all_"]["images"] == 1
+    assert res["all_"]["fg_iou"] == 100.0 and res["all"]["fg_iou"] == 50.0

@@ -65,14 +65,16 @@ def info_cmd(
     """Parameters, MACs at an input size, default input size and loss of one model."""
     kwargs = {"width": width} if width is not None else {}
     p = profile(name, size, **kwargs)
+    p["flops"] = 2 * p["macs"]
     for key, label in (("name", "model"), ("summary", "description"), ("params", "parameters"),
-                       ("macs", "MACs"), ("size", "profiled at"), ("default_size", "default input"),
+                       ("macs", "MACs"), ("flops", "FLOPs"), ("size", "profiled at"),
+                       ("default_size", "default input"),
                        ("size_divisor", "size divisor"), ("in_channels", "input channels"),
                        ("loss_recipe", "loss recipe")):
         value = p[key]
         if key == "params":
             value = f"{value:,}"
-        elif key == "macs":
+        elif key in ("macs", "flops"):
             value = f"{value / 1e6:.1f} M"
         elif key in ("size", "default_size"):
             value = f"{value}x{value}"

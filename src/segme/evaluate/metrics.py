@@ -92,10 +92,12 @@ def source_of(name: str) -> str:
 
     Returns:
         ``"pfcn"`` for the example; the whole stem for names without ``_``
-        (``"photo.png"`` -> ``"photo"``); ``""`` for an empty name.
+        (``"photo.png"`` -> ``"photo"``); ``""`` for an empty name. A source literally
+        called ``all`` becomes ``all_`` so it cannot merge into the whole-set row.
     """
     stem = PurePath(name).stem if name else ""
-    return stem.split("_", 1)[0]
+    source = stem.split("_", 1)[0]
+    return "all_" if source == "all" else source
 
 
 @dataclass
