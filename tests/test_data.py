@@ -1,215 +1,355 @@
-"""Folder layouts, bad pairs, image modes, augmentation determinism, priors, datasets."""
+"""segme.data: layouts, error messages, decoding, augmentation determinism, priors, dataset."""
 
+from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from segme.data import DataError, find_pairs, load_image, load_mask, load_pair
-from segme.data.augment import BackgroundCompositor
-from segme.data.dataset import SegDataset
-from segme.data.prior import simulate_prior
-from segme.data.synthetic import make_synthetic_dataset, synthetic_pair
-from tests.conftest import shared_data
+from segme.data import (
+    DataError,
+    check_pairs,
+    find_pairs,
+    load_image,
+    load_mask,
+    load_pair,
+    make_synthetic_dataset,
+    simulate_prior,
+    synthetic_pair,
+)
 
-MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-
-
-def write_pair(root, name, size=(40, 30), image_dir="images", mask_dir="masks", seed=0):
-    rng = np.random.default_rng(seed)
-    image, mask = synthetic_pair(rng, size[1], size[0])
-    (root / image_dir).mkdir(parents=True, exist_ok=True)
-    (root / mask_dir).mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(root / image_dir / f"{name}.jpg")
-    Image.fromarray((mask * 255).astype(np.uint8)).save(root / mask_dir / f"{name}.png")
-    return image, mask
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "portraits"
 
 
-@pytest.mark.parametrize("dirs", [("images", "masks"), ("image", "mask"), ("blurred_image", "mask")])
-def test_layouts_are_detected(tmp_path, dirs):
-    for i in (2, 0, 1):
-        write_pair(tmp_path, f"src_{i}", image_dir=dirs[0], mask_dir=dirs[1])
+def _write_pair(images: Path, masks: Path, name: str, rng: np.random.Generator, hw=(40, 30)):
+    images.mkdir(parents=True, exist_ok=True)
+    masks.mkdir(parents=True, exist_ok=True)
+    image, mask = synthetic_pair(rng, *hw)
+    Image.fromarray(image).save(images / f"{name}.jpg")
+    Image.fromarray((mask * 255).round().astype(np.uint8)).save(masks / f"{name}.png")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return make_synthetic_dataset(
+        tmp_path_factory.mktemp("synth"), n_train=6, n_val=3, size=(48, 64)
+    )
+
+
+# ---------------------------------------------------------------- layouts
+
+
+def test_synthetic_dataset_files_hold_the_returned_masks(synth):
+    pairs = find_pairs(synth / "train")
+    assert [p.name for p in pairs] == [f"synth_{k:04d}" for k in range(6)]
+    assert len(find_pairs(synth / "val")) == 3
+    image, mask = load_pair(pairs[0])
+    assert image.shape == (64, 48, 3) and image.dtype == np.uint8
+    _, expected = synthetic_pair(np.random.default_rng([0, 0, 0]), 64, 48)
+    np.testing.assert_array_equal(mask, expected)  # quantised to k/255: PNG stores it exactly
+    assert 0.1 < mask.mean() < 0.9
+
+
+@pytest.mark.parametrize(
+    ("image_dir", "mask_dir"),
+    [("images", "masks"), ("image", "mask"), ("blurred_image", "mask"), ("original_image", "mask")],
+)
+def test_layouts_are_detected(tmp_path, image_dir, mask_dir):
+    rng = np.random.default_rng(0)
+    for name in ("b", "a"):
+        _write_pair(tmp_path / image_dir, tmp_path / mask_dir, name, rng)
     pairs = find_pairs(tmp_path)
-    assert [p.name for p in pairs] == ["src_0", "src_1", "src_2"]
-    assert pairs[0].image.parent.name == dirs[0] and pairs[0].mask.parent.name == dirs[1]
+    assert [p.name for p in pairs] == ["a", "b"]  # sorted
+    assert pairs[0].image.parent.name == image_dir and pairs[0].mask.parent.name == mask_dir
 
 
-def test_missing_mask_missing_image_and_empty_folders(tmp_path):
-    write_pair(tmp_path, "a_1")
-    write_pair(tmp_path, "a_2")
-    (tmp_path / "masks/a_2.png").unlink()
-    with pytest.raises(DataError, match="missing mask for a_2"):
+def test_p3m_prefers_blurred_images(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_pair(tmp_path / "original_image", tmp_path / "mask", "p_1", rng)
+    _write_pair(tmp_path / "blurred_image", tmp_path / "mask", "p_1", rng)
+    assert find_pairs(tmp_path)[0].image.parent.name == "blurred_image"
+
+
+# ---------------------------------------------------------------- error messages
+
+
+def test_missing_mask_names_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_pair(tmp_path / "images", tmp_path / "masks", "pfcn_0001", rng)
+    (tmp_path / "masks" / "pfcn_0001.png").unlink()
+    _write_pair(tmp_path / "images", tmp_path / "masks", "pfcn_0002", rng)
+    with pytest.raises(
+        DataError, match=r"missing mask for pfcn_0001 \(expected .*masks.pfcn_0001\.png\)"
+    ):
         find_pairs(tmp_path)
-    (tmp_path / "images/a_1.jpg").unlink()
-    write_pair(tmp_path, "a_2")
-    (tmp_path / "images/a_2.jpg").unlink()
-    with pytest.raises(DataError, match="mask without image: .*a_1.png"):
+
+
+def test_missing_image_names_the_file(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_pair(tmp_path / "images", tmp_path / "masks", "ccp_0007", rng)
+    (tmp_path / "images" / "ccp_0007.jpg").unlink()
+    _write_pair(tmp_path / "images", tmp_path / "masks", "ccp_0008", rng)
+    with pytest.raises(DataError, match=r"mask without image: .*ccp_0007\.png"):
         find_pairs(tmp_path)
-    for f in (tmp_path / "masks").iterdir():
-        f.unlink()
+
+
+def test_empty_missing_and_unknown_folders(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
     with pytest.raises(DataError, match="no image/mask pairs"):
         find_pairs(tmp_path)
     with pytest.raises(DataError, match="does not exist"):
-        find_pairs(tmp_path / "nowhere")
-    (tmp_path / "other").mkdir()
-    with pytest.raises(DataError, match="expected one of images/ \\+ masks/"):
+        find_pairs(tmp_path / "nope")
+    (tmp_path / "other" / "train").mkdir(parents=True)
+    with pytest.raises(DataError, match=r"expected one of images/ \+ masks/.*found train/"):
         find_pairs(tmp_path / "other")
 
 
-def test_corrupt_truncated_and_mismatched_pairs_are_named(tmp_path):
-    write_pair(tmp_path, "ok_1")
-    write_pair(tmp_path, "bad_corrupt")
-    write_pair(tmp_path, "bad_trunc")
-    write_pair(tmp_path, "bad_size")
-    (tmp_path / "images/bad_corrupt.jpg").write_bytes(b"this is not a jpeg")
-    data = (tmp_path / "images/bad_trunc.jpg").read_bytes()
-    (tmp_path / "images/bad_trunc.jpg").write_bytes(data[: len(data) // 2])
-    Image.new("L", (7, 9)).save(tmp_path / "masks/bad_size.png")
-    pairs = {p.name: p for p in find_pairs(tmp_path)}
-    load_pair(pairs["ok_1"])
-    with pytest.raises(DataError, match="cannot read .*bad_corrupt.jpg"):
-        load_pair(pairs["bad_corrupt"])
-    with pytest.raises(DataError, match="cannot read .*bad_trunc.jpg"):
-        load_pair(pairs["bad_trunc"])
-    with pytest.raises(DataError, match="bad_size: mask size 7x9 differs from image size 40x30"):
-        load_pair(pairs["bad_size"])
-    # the dataset decodes everything up front and names every bad pair in one message
-    with pytest.raises(DataError, match="3 bad image/mask pairs: .*bad_corrupt.*bad_size|3 bad"):
+def test_corrupt_truncated_and_mismatched_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("bad", "cut", "good", "size"):
+        _write_pair(tmp_path / "images", tmp_path / "masks", name, rng, hw=(64, 48))
+    (tmp_path / "images" / "bad.jpg").write_bytes(b"this is not a jpeg")
+    cut = tmp_path / "images" / "cut.jpg"
+    cut.write_bytes(cut.read_bytes()[:300])
+    Image.new("L", (10, 10)).save(tmp_path / "masks" / "size.png")
+    pairs = {p.name: p for p in find_pairs(tmp_path)}  # listing does not decode
+
+    with pytest.raises(DataError, match=r"cannot read .*bad\.jpg"):
+        load_pair(pairs["bad"])
+    with pytest.raises(DataError, match=r"(?i)cannot read .*cut\.jpg: .*truncated"):
+        load_pair(pairs["cut"])
+    with pytest.raises(DataError, match=r"^size: mask size 10x10 differs from image size 48x64"):
+        load_pair(pairs["size"])
+    load_pair(pairs["good"])
+
+    problems = check_pairs(pairs.values(), workers=2)
+    assert len(problems) == 3
+    assert "bad.jpg" in problems[0] and "cut.jpg" in problems[1] and problems[2].startswith("size:")
+    assert len(check_pairs(pairs.values(), workers=1, limit=1)) == 1
+
+
+def test_dataset_errors_name_the_pair_even_from_a_worker(tmp_path):
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    _write_pair(tmp_path / "images", tmp_path / "masks", "broken_01", np.random.default_rng(0))
+    (tmp_path / "images" / "broken_01.jpg").write_bytes(b"\xff\xd8 garbage")
+    _write_pair(tmp_path / "images", tmp_path / "masks", "broken_02", np.random.default_rng(1))
+    (tmp_path / "images" / "broken_02.jpg").write_bytes(b"")
+    # cache=True decodes up front: training fails before it starts, naming every bad pair
+    with pytest.raises(DataError, match=r"2 bad image/mask pair\(s\): .*broken_01.*broken_02"):
         SegDataset(tmp_path, 32, True, MEAN, STD)
+    ds = SegDataset(tmp_path, 32, True, MEAN, STD, cache=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=1)
+    batches = iter(loader)
+    with pytest.raises(DataError) as info:
+        next(batches)
+    message = str(info.value)
+    del info, batches  # the traceback holds the iterator: free both so the worker stops now
+    assert "broken_01.jpg" in message and "\n" not in message and "Traceback" not in message
 
 
-def _save(img: Image.Image, path, **kw):
-    img.save(path, **kw)
-    return path
+# ---------------------------------------------------------------- decoding
 
 
 def test_image_modes_load_as_rgb_uint8(tmp_path):
     rgb = np.zeros((20, 30, 3), np.uint8)
-    rgb[:10] = (200, 30, 10)  # top half red
-    base = Image.fromarray(rgb)
+    rgb[:, :15] = (200, 30, 10)
     cases = {
-        "gray.png": base.convert("L"),
-        "palette.png": base.convert("P"),
-        "rgba.png": base.convert("RGBA"),
-        "cmyk.jpg": base.convert("CMYK"),
-        "rgb.png": base,
+        "gray.png": Image.fromarray(rgb[:, :, 0]),
+        "palette.png": Image.fromarray(rgb).convert("P"),
+        "rgba.png": Image.fromarray(np.dstack([rgb, np.full((20, 30), 7, np.uint8)])),
+        "cmyk.jpg": Image.fromarray(rgb).convert("CMYK"),
+        "16bit.png": Image.fromarray(rgb[:, :, 0].astype(np.uint16) * 257),
     }
     for name, img in cases.items():
-        out = load_image(_save(img, tmp_path / name))
-        assert out.dtype == np.uint8 and out.shape == (20, 30, 3), name
-        assert out[:10].mean() > out[10:].mean(), name
-    sixteen = Image.fromarray((np.arange(600).reshape(20, 30) * 100).astype(np.uint16))
-    out = load_image(_save(sixteen, tmp_path / "16bit.png"))
-    assert out.dtype == np.uint8 and out.shape == (20, 30, 3) and out.max() > 200
+        img.save(tmp_path / name)
+        out = load_image(tmp_path / name)
+        assert out.shape == (20, 30, 3) and out.dtype == np.uint8, name
+        assert out[:, :15, 0].mean() > 150 and out[:, 15:].max() < 30, name
+    np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)  # alpha dropped
+    np.testing.assert_array_equal(load_image(tmp_path / "16bit.png")[:, :, 0], rgb[:, :, 0])
 
 
 def test_exif_orientation_is_applied(tmp_path):
-    rgb = np.zeros((20, 30, 3), np.uint8)
-    rgb[:, :5] = 255  # a white stripe on the left
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise for display
-    path = _save(Image.fromarray(rgb), tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
-    out = load_image(path)
-    assert out.shape == (30, 20, 3)  # portrait after the transpose
-    assert out[:5].mean() > 200 and out[-5:].mean() < 50  # the stripe is now at the top
+    stored = np.zeros((20, 40, 3), np.uint8)
+    stored[:10] = 255  # white top half as stored
+    img = Image.fromarray(stored)
+    exif = img.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display": stored top becomes the right side
+    img.save(tmp_path / "phone.jpg", exif=exif, quality=95)
+    out = load_image(tmp_path / "phone.jpg")
+    assert out.shape == (40, 20, 3)
+    assert out[:, 12:].mean() > 200 and out[:, :8].mean() < 50
 
 
-def test_mask_encodings(tmp_path):
-    soft = (np.linspace(0, 1, 100).reshape(10, 10) * 255).astype(np.uint8)
-    m = load_mask(_save(Image.fromarray(soft), tmp_path / "soft.png"))
-    assert m.dtype == np.float32 and m.min() == 0 and m.max() == 1 and 0.4 < m.mean() < 0.6
-    onezero = np.zeros((10, 10), np.uint8)
-    onezero[2:5] = 1
-    assert load_mask(_save(Image.fromarray(onezero), tmp_path / "01.png")).sum() == 30
-    sixteen = np.full((10, 10), 65535, np.uint16)
-    assert load_mask(_save(Image.fromarray(sixteen), tmp_path / "16.png")).min() == 1.0
+def test_mask_formats(tmp_path):
+    labels = np.zeros((8, 6), np.uint8)
+    labels[2:6] = 1
+    Image.fromarray(labels).save(tmp_path / "01.png")
+    Image.fromarray(labels.astype(np.uint16) * 65535).save(tmp_path / "16.png")
+    Image.fromarray(np.dstack([labels * 255] * 3)).save(tmp_path / "rgb.png")
+    cutout = np.dstack([np.full((8, 6, 3), 90, np.uint8), labels * 255])
+    Image.fromarray(cutout).save(tmp_path / "alpha.png")  # matting cut-out: alpha is the mask
+    soft = np.arange(48, dtype=np.uint8).reshape(8, 6) * 5
+    Image.fromarray(soft).save(tmp_path / "soft.png")
+    for name in ("01.png", "16.png", "rgb.png", "alpha.png"):
+        m = load_mask(tmp_path / name)
+        assert m.dtype == np.float32 and m.shape == (8, 6), name
+        np.testing.assert_array_equal(m, labels.astype(np.float32), err_msg=name)
+    np.testing.assert_allclose(load_mask(tmp_path / "soft.png"), soft / 255.0, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth")
-    make_synthetic_dataset(root, n_train=8, n_val=4, size=(48, 64), seed=0)
-    return root
+# ---------------------------------------------------------------- augmentation and priors
 
 
-def test_synthetic_dataset_masks_match_images(synth):
-    pairs = find_pairs(synth / "train")
-    assert len(pairs) == 8
-    image, mask = load_pair(pairs[0])
-    assert image.shape[:2] == mask.shape == (64, 48)  # size is (width, height)
-    assert 0.05 < (mask > 0.5).mean() < 0.9
+def test_augmentation_is_a_function_of_seed():
+    from segme.data.augment import build_train_transform, sample_seed, seed_transform
+
+    image, mask = synthetic_pair(np.random.default_rng(1), 80, 60)
+    t = build_train_transform(32, strength="strong")
+
+    def run(seed, epoch, index):
+        seed_transform(t, sample_seed(seed, epoch, index, 1))
+        out = t(image=image, mask=mask)
+        return out["image"], out["mask"]
+
+    a = run(0, 3, 5)
+    run(0, 3, 6)  # anything drawn in between must not matter
+    b = run(0, 3, 5)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], run(0, 3, 6)[0])
+    assert not np.array_equal(a[0], run(0, 4, 5)[0])
+    assert a[1].dtype == np.float32 and 0.0 <= a[1].min() and a[1].max() <= 1.0
+    assert len(np.unique(a[1])) > 2  # masks resized bilinearly, not nearest
 
 
-def test_dataset_items(synth):
-    ds = SegDataset(synth / "train", 32, True, MEAN, STD, prior=True, consistency=True)
+def test_background_compositor_keeps_person_and_mask(tmp_path):
+    from segme.data import BackgroundCompositor
+
+    (tmp_path / "bg").mkdir()
+    Image.new("RGB", (50, 30), (0, 255, 0)).save(tmp_path / "bg" / "green.jpg")
+    image, mask = synthetic_pair(np.random.default_rng(2), 40, 30)
+    mask_before = mask.copy()
+    out = BackgroundCompositor(tmp_path / "bg", p=1.0)(image, mask, np.random.default_rng(0))
+    np.testing.assert_array_equal(mask, mask_before)
+    np.testing.assert_array_equal(out[mask == 1], image[mask == 1])
+    assert out[mask == 0][:, 1].mean() > 240  # green background everywhere else
+    untouched = BackgroundCompositor(tmp_path / "bg", p=0.0)(image, mask, np.random.default_rng(0))
+    assert untouched is image
+
+
+def test_prior_range_and_empty_priors():
+    _, mask = synthetic_pair(np.random.default_rng(3), 48, 36)
+    priors = [simulate_prior(mask, np.random.default_rng(k)) for k in range(60)]
+    assert all(p.dtype == np.float32 and p.shape == mask.shape for p in priors)
+    assert all(0.0 <= p.min() and p.max() <= 1.0 for p in priors)
+    empty = sum(not p.any() for p in priors)
+    assert 1 <= empty <= 25
+    moved = [p for p in priors if p.any()]
+    assert all(not np.allclose(p, mask) for p in moved)
+    # a perturbation of the person, not noise: most of the person is still covered
+    cover = [((p > 0.5) & (mask > 0.5)).sum() / (mask > 0.5).sum() for p in moved]
+    assert np.mean(cover) > 0.5
+    np.testing.assert_array_equal(
+        simulate_prior(mask, np.random.default_rng(7)),
+        simulate_prior(mask, np.random.default_rng(7)),
+    )
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def test_dataset_items_shapes_ranges_and_collate(synth):
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    ds = SegDataset(synth / "train", (32, 24), True, MEAN, STD, prior=True, consistency=True)
     item = ds[0]
-    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
-    assert item["mask"].shape == (1, 32, 32) and 0 <= item["mask"].min() <= item["mask"].max() <= 1
-    assert item["prior"].shape == (1, 32, 32) and 0 <= item["prior"].min() <= item["prior"].max() <= 1
-    assert item["image2"].shape == (3, 32, 32) and not torch.equal(item["image"], item["image2"])
+    assert set(item) == {"image", "mask", "name", "prior", "image2"}
+    assert item["image"].shape == (3, 32, 24) and item["image"].dtype == torch.float32
+    assert item["image2"].shape == (3, 32, 24)
+    for key in ("mask", "prior"):
+        assert item[key].shape == (1, 32, 24) and item[key].dtype == torch.float32
+        assert 0.0 <= item[key].min() and item[key].max() <= 1.0
+    lo = (0 - np.array(MEAN)) / np.array(STD)
+    hi = (1 - np.array(MEAN)) / np.array(STD)
+    assert item["image"].min() >= lo.min() - 1e-4 and item["image"].max() <= hi.max() + 1e-4
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
-    assert batch["image"].shape == (4, 3, 32, 32) and len(batch["name"]) == 4
+    assert batch["image"].shape == (4, 3, 32, 24) and len(batch["name"]) == 4
+
+    val = SegDataset(synth / "val", 32, False, MEAN, STD, prior=True, consistency=True)
+    assert set(val[0]) == {"image", "mask", "name", "prior"}  # no texture copy in eval
+    a = val[1]
+    val.set_epoch(5)
+    b = val[1]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["prior"], b["prior"])
 
 
-def test_augmentation_is_a_function_of_seed_epoch_index(synth):
-    ds = SegDataset(synth / "train", 32, True, MEAN, STD, seed=5)
-    a, b = ds[3], ds[3]
-    assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
-    assert not torch.equal(ds[3]["image"], ds[4]["image"])
-    ds.set_epoch(1)
-    assert not torch.equal(ds[3]["image"], a["image"])
-    ds.set_epoch(0)
-    # worker processes and order do not matter
-    serial = [ds[i]["image"] for i in range(8)]
-    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
-    parallel = torch.cat([b["image"] for b in loader])
-    assert torch.equal(torch.stack(serial), parallel)
+def test_dataset_samples_depend_only_on_seed_epoch_index(synth):
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    def make(**kw):
+        return SegDataset(synth / "train", 32, True, MEAN, STD, seed=3, prior=True, **kw)
+
+    a, b = make(), make(cache=False)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    first = a[4]
+    for i in (5, 0, 3):  # other samples in between, as another worker order would give
+        b[i]
+    again = b[4]
+    for key in ("image", "mask", "prior"):
+        assert torch.equal(first[key], again[key]), key
+    assert not torch.equal(first["image"], a[3]["image"])
+    b.set_epoch(3)
+    assert not torch.equal(first["image"], b[4]["image"])
+
+    # worker processes and their order do not matter
+    serial = torch.stack([a[i]["image"] for i in range(len(a))])
+    loader = torch.utils.data.DataLoader(a, batch_size=2, num_workers=2)
+    assert torch.equal(serial, torch.cat([batch["image"] for batch in loader]))
 
 
 def test_validation_is_the_whole_image_resized(synth):
+    pytest.importorskip("torch")
+    from segme.data import SegDataset
+
     ds = SegDataset(synth / "val", 32, False, MEAN, STD)
-    image, mask = load_pair(ds.pairs[0])
-    item = ds[0]
-    assert item["mask"].shape == (1, 32, 32)
-    # same fraction of person as the full-size truth: nothing cropped away
-    assert abs(float(item["mask"].mean()) - float(mask.mean())) < 0.02
-    assert torch.equal(ds[0]["image"], item["image"])
+    _, mask = load_pair(ds.pairs[0])
+    # the same fraction of person as the full-size truth: nothing cropped away
+    assert abs(float(ds[0]["mask"].mean()) - float(mask.mean())) < 0.02
 
 
-def test_priors_are_in_range_and_sometimes_empty():
-    mask = np.zeros((64, 64), np.float32)
-    mask[16:48, 20:44] = 1
-    rng = np.random.default_rng(0)
-    priors = [simulate_prior(mask, rng) for _ in range(60)]
-    assert all(p.dtype == np.float32 and p.min() >= 0 and p.max() <= 1 for p in priors)
-    empty = sum(p.max() == 0 for p in priors)
-    assert 1 <= empty <= 30
-    moved = [p for p in priors if p.max() > 0]
-    assert any(not np.array_equal(p, mask) for p in moved)
-    # a prior still overlaps the person: it is a perturbation, not noise
-    assert np.mean([((p > 0.5) & (mask > 0.5)).sum() / (mask > 0.5).sum() for p in moved]) > 0.5
+def test_consistency_copy_has_same_geometry_other_colours(synth):
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    plain = SegDataset(synth / "train", 32, True, MEAN, STD, seed=1)
+    pair = SegDataset(synth / "train", 32, True, MEAN, STD, seed=1, consistency=True)
+    for i in range(3):
+        p, q = plain[i], pair[i]
+        assert torch.equal(p["mask"], q["mask"]) and torch.equal(p["image"], q["image"])
+        assert not torch.allclose(q["image"], q["image2"], atol=1e-3)
 
 
-def test_background_compositing_keeps_the_person(tmp_path):
-    bgdir = tmp_path / "bg"
-    bgdir.mkdir()
-    Image.fromarray(np.full((50, 80, 3), (0, 0, 255), np.uint8)).save(bgdir / "blue.png")
-    comp = BackgroundCompositor(bgdir, p=1.0)
-    image = np.full((40, 40, 3), (255, 0, 0), np.uint8)
-    mask = np.zeros((40, 40), np.float32)
-    mask[10:30, 10:30] = 1
-    out = comp(image, mask, np.random.default_rng(0))
-    assert (out[20, 20] == (255, 0, 0)).all() and (out[0, 0] == (0, 0, 255)).all()
-    with pytest.raises(DataError, match="does not exist"):
-        BackgroundCompositor(tmp_path / "none")
+@pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data not available")
+def test_real_portraits_load():
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
 
-
-def test_real_portraits_pair_up():
-    root = shared_data("portraits")
-    train = find_pairs(f"{root}/train")
-    val = find_pairs(f"{root}/val")
-    assert len(train) == 2867 and len(val) == 511
-    assert {p.name.split("_")[0] for p in val} == {"pfcn", "picsart", "ccp"}
-    image, mask = load_pair(val[0])
+    assert len(find_pairs(REAL / "train")) == 2867
+    pairs = find_pairs(REAL / "val")
+    assert len(pairs) == 511 and {p.name.split("_")[0] for p in pairs} == {"pfcn", "picsart", "ccp"}
+    image, mask = load_pair(pairs[0])
     assert image.shape[:2] == mask.shape and set(np.unique(mask)) <= {0.0, 1.0}
+    ds = SegDataset(pairs[:4], 64, True, MEAN, STD, prior=True)
+    item = ds[0]
+    assert item["image"].shape == (3, 64, 64) and item["prior"].dtype == torch.float32

@@ -88,6 +88,18 @@ class RelativeResizedCrop(A.RandomResizedCrop):
         return {"crop_coords": (0, 0, width, height)}
 
 
+# Independent random streams of one sample: adding a stream never changes the others.
+STREAM_BACKGROUND, STREAM_AUGMENT, STREAM_TEXTURE, STREAM_PRIOR = range(4)
+
+
+def sample_seed(seed: int, epoch: int, index: int, stream: int) -> int:
+    """Seed for one random stream of sample ``index`` in ``epoch``: a 32-bit int.
+
+    SeedSequence hashes the tuple, so nearby tuples (index 7 and 8) give unrelated streams.
+    """
+    return int(np.random.SeedSequence([seed, epoch, index, stream]).generate_state(1)[0])
+
+
 def seed_transform(transform: A.BaseCompose, seed: int) -> None:
     """Make the next call of ``transform`` a pure function of ``seed``.
 
@@ -121,7 +133,9 @@ def build_train_transform(
         ValueError: unknown strength or min_scale outside (0, 1].
     """
     if strength not in STRENGTHS:
-        raise ValueError(f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}")
+        raise ValueError(
+            f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}"
+        )
     s = STRENGTHS[strength]
     lo = s.min_scale if min_scale is None else float(min_scale)
     if not 0.0 < lo <= 1.0:
@@ -135,8 +149,10 @@ def build_train_transform(
         A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=0.7),
         A.HueSaturationValue(
-            hue_shift_limit=round(40 * s.color), sat_shift_limit=round(100 * s.color),
-            val_shift_limit=round(60 * s.color), p=0.5,
+            hue_shift_limit=round(40 * s.color),
+            sat_shift_limit=round(100 * s.color),
+            val_shift_limit=round(60 * s.color),
+            p=0.5,
         ),
         A.RandomToneCurve(scale=0.15, p=s.tone_p),
         A.MotionBlur(blur_limit=(3, 7), p=s.blur_p),
@@ -166,17 +182,23 @@ def texture_transform(strength: str = "default") -> A.Compose:
     fires so the copy always differs.
     """
     if strength not in STRENGTHS:
-        raise ValueError(f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}")
+        raise ValueError(
+            f"unknown augmentation strength {strength!r}; choose from {list(STRENGTHS)}"
+        )
     s = STRENGTHS[strength]
     return A.Compose(
         [
             A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=1.0),
             A.HueSaturationValue(
-                hue_shift_limit=round(40 * s.color), sat_shift_limit=round(100 * s.color),
-                val_shift_limit=round(60 * s.color), p=0.7,
+                hue_shift_limit=round(40 * s.color),
+                sat_shift_limit=round(100 * s.color),
+                val_shift_limit=round(60 * s.color),
+                p=0.7,
             ),
             A.RandomGamma(gamma_limit=(70, 140), p=0.3),
-            A.OneOf([A.GaussianBlur(sigma_limit=(0.3, 1.5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3),
+            A.OneOf(
+                [A.GaussianBlur(sigma_limit=(0.3, 1.5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3
+            ),
             A.GaussNoise(std_range=(0.01, 0.06), p=0.4),
             A.ImageCompression(quality_range=(30, 90), p=0.3),
         ],
@@ -216,7 +238,9 @@ class BackgroundCompositor:
         if not folder.is_dir():
             raise DataError(f"backgrounds folder {folder} does not exist")
         files = sorted(
-            f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
+            f
+            for f in folder.iterdir()
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")
         )
         if not files:
             raise DataError(f"no background photos ({' '.join(IMAGE_SUFFIXES)}) in {folder}")

@@ -158,7 +158,12 @@ def find_pairs(root: str | Path) -> list[Pair]:
     missing_masks = sorted(set(images) - set(masks))
     if missing_masks:
         raise DataError(
-            _more([f"missing mask for {n} (expected {mask_dir / (n + '.png')})" for n in missing_masks])
+            _more(
+                [
+                    f"missing mask for {n} (expected {mask_dir / (n + '.png')})"
+                    for n in missing_masks
+                ]
+            )
         )
     missing_images = sorted(set(masks) - set(images))
     if missing_images:

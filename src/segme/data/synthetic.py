@@ -51,7 +51,9 @@ def synthetic_pair(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray
     hi = np.zeros((H, W), np.uint8)
     cv2.ellipse(hi, (round(cx), round(cy)), head_axes, 0, 0, 360, 255, -1)
     neck_w = head_axes[0] * 0.5
-    cv2.rectangle(hi, (round(cx - neck_w), round(cy)), (round(cx + neck_w), round(cy + 1.6 * head_r)), 255, -1)
+    cv2.rectangle(
+        hi, (round(cx - neck_w), round(cy)), (round(cx + neck_w), round(cy + 1.6 * head_r)), 255, -1
+    )
     # Shoulders: a wide ellipse whose centre lies low, so only its rounded top is visible.
     sh_top = cy + head_r * rng.uniform(1.2, 1.6)
     sh_axes = (round(rng.uniform(0.35, 0.5) * W), round(max(H - sh_top, 1) * rng.uniform(1.0, 1.6)))
@@ -65,7 +67,9 @@ def synthetic_pair(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray
     skin = np.array([rng.uniform(120, 240), rng.uniform(80, 190), rng.uniform(60, 160)])
     c = (round(cx / _SS), round(cy / _SS))
     ax = (max(1, round(head_axes[0] / _SS)), max(1, round(head_axes[1] / _SS)))
-    cv2.ellipse(person, c, (ax[0] + 1, ax[1] + round(1.6 * head_r / _SS)), 0, 0, 360, skin.tolist(), -1)
+    cv2.ellipse(
+        person, c, (ax[0] + 1, ax[1] + round(1.6 * head_r / _SS)), 0, 0, 360, skin.tolist(), -1
+    )
     hair = rng.uniform(10, 120, 3)
     cv2.ellipse(person, c, (ax[0] + 1, ax[1] + 1), 0, 180, 360, hair.tolist(), -1)
     shade = np.linspace(1.1, 0.85, h, dtype=np.float32)[:, None, None]  # light from above
@@ -108,5 +112,7 @@ def make_synthetic_dataset(
             rng = np.random.default_rng([seed, split_id, k])
             image, mask = synthetic_pair(rng, h, w)
             Image.fromarray(image).save(images / f"synth_{k:04d}.jpg", quality=95)
-            Image.fromarray(np.round(mask * 255).astype(np.uint8)).save(masks / f"synth_{k:04d}.png")
+            Image.fromarray(np.round(mask * 255).astype(np.uint8)).save(
+                masks / f"synth_{k:04d}.png"
+            )
     return root
