@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from segme.cards import ModelCard
+from segme.cards import CARD_KEY, ModelCard
+from segme.io.files import atomic_output
 
-CARD_KEY = "segme.card"  # metadata_props key that holds the card JSON
 DEFAULT_OPSET = 18
 
 
@@ -44,8 +42,6 @@ def export_onnx(
     was_training = model.training
     model.eval()
     x = torch.zeros(1, card.in_channels, h, w)
-    fd, tmp = tempfile.mkstemp(suffix=".onnx", dir=path.parent or ".")
-    os.close(fd)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -63,11 +59,9 @@ def export_onnx(
         meta = proto.metadata_props.add()
         meta.key, meta.value = CARD_KEY, card.to_json()
         proto.producer_name = "segme"
-        onnx.save(proto, tmp)
-        os.replace(tmp, path)
+        with atomic_output(path) as tmp:
+            onnx.save(proto, str(tmp))
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         model.train(was_training)
     return path
 

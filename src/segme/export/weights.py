@@ -6,14 +6,12 @@ re-export: ``segme.train.checkpoint.load_model`` reads them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
-from segme.cards import ModelCard
-from segme.export.onnx import CARD_KEY
+from segme.cards import CARD_KEY, ModelCard
+from segme.io.files import atomic_output
 
 
 def save_weights(model: torch.nn.Module, card: ModelCard, path: str | Path) -> Path:
@@ -22,14 +20,8 @@ def save_weights(model: torch.nn.Module, card: ModelCard, path: str | Path) -> P
 
     path = Path(path)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent or ".")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={CARD_KEY: card.to_json()})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(path) as tmp:
+        save_file(state, str(tmp), metadata={CARD_KEY: card.to_json()})
     return path
 
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segme.cards import ModelCard
-
-CARD_KEY = "segme.card"
+from segme.cards import CARD_KEY, ModelCard
 
 
 class OnnxBackend:
