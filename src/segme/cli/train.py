@@ -40,6 +40,7 @@ def train(
     seed: int = typer.Option(0),
     backgrounds: Path = typer.Option(None, help="Folder of photos to composite people onto."),
     bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
+    augment: str = typer.Option("default", help="Augmentation preset: light, default or strong."),
     consistency: float = typer.Option(0.0, help="Weight of the consistency KL loss (0 = off)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
     out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
@@ -60,7 +61,7 @@ def train(
         model=model, data=str(data), val=str(val) if val else None,
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
-        backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob,
+        backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
         consistency=consistency, model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )

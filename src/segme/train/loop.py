@@ -52,6 +52,7 @@ class TrainConfig:
     seed: int = 0
     backgrounds: str | None = None  # photos to composite people onto (augmentation)
     bg_prob: float = 0.3  # probability of compositing a training sample
+    augment: str = "default"  # augmentation preset: light | default | strong
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
@@ -230,7 +231,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     ds_args = dict(size=size, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
-                          bg_prob=cfg.bg_prob, consistency=cfg.consistency > 0, **ds_args)
+                          bg_prob=cfg.bg_prob, consistency=cfg.consistency > 0,
+                          strength=cfg.augment, **ds_args)
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
