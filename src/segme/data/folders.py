@@ -18,14 +18,15 @@ expected and what was found.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from segme.io.images import ImageError, open_image, plane_to_uint8, read_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Preference order when a mask exists under several suffixes (png is lossless: first).
@@ -184,61 +185,23 @@ def find_pairs(root: str | Path) -> list[Pair]:
 
 
 def _open(path: Path) -> Image.Image:
-    """Open, fully decode and EXIF-orient an image; every failure becomes a DataError."""
+    """``open_image`` with its errors as DataError (same one-line message)."""
     try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice that, PIL only warns; the error above it
-            # (PIL's own decompression-bomb limit) is kept as is, so the limit matches PIL's.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()  # decodes now: a truncated file fails here, not later in a worker
-                return ImageOps.exif_transpose(img)
-    except FileNotFoundError:
-        raise DataError(f"cannot read {path}: file not found") from None
-    except Image.DecompressionBombError as e:
-        raise DataError(f"cannot read {path}: {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on corrupt data
-        raise DataError(f"cannot read {path}: {e}") from None
-
-
-def _to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:
-    """Scale a one-channel integer/float plane of PIL ``mode`` to uint8."""
-    if mode.startswith("I;16") or mode == "I":
-        # 16-bit files (PIL opens them as I;16 or I): keep the 8 most significant bits.
-        return (np.clip(arr.astype(np.float32), 0, 65535) / 257.0 + 0.5).astype(np.uint8)
-    if mode == "F":
-        scale = 255.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0
-        return (np.clip(np.nan_to_num(arr) * scale, 0, 255) + 0.5).astype(np.uint8)
-    return arr.astype(np.uint8)
+        return open_image(path)
+    except ImageError as e:
+        raise DataError(str(e)) from None
 
 
 def load_image(path: str | Path) -> np.ndarray:
-    """Read a photo as RGB.
-
-    EXIF orientation is applied. Grayscale, palette, 1-bit, CMYK and 16-bit inputs are
-    converted; an alpha channel is dropped (not composited) because the colour planes of a
-    photo with alpha are still the photo.
-
-    Args:
-        path: image file.
-
-    Returns:
-        uint8 array [H, W, 3], RGB.
+    """Read a photo as uint8 [H, W, 3] RGB (rules: ``segme.io.images``).
 
     Raises:
         DataError: file missing, unreadable, truncated or larger than PIL's pixel limit.
     """
-    path = Path(path)
-    img = _open(path)
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        gray = _to_uint8(np.asarray(img), img.mode)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if img.mode != "RGB":
-        try:
-            img = img.convert("RGB")
-        except ValueError as e:  # exotic modes PIL cannot convert (e.g. LAB on some builds)
-            raise DataError(f"cannot read {path}: unsupported image mode {img.mode}: {e}") from None
-    return np.asarray(img, dtype=np.uint8).copy()
+    try:
+        return read_image(path)
+    except ImageError as e:
+        raise DataError(str(e)) from None
 
 
 def load_mask(path: str | Path) -> np.ndarray:
@@ -269,7 +232,7 @@ def load_mask(path: str | Path) -> np.ndarray:
         arr = np.asarray(img).astype(np.float32)
         return np.clip(arr / 65535.0, 0.0, 1.0)
     if mode == "F":
-        return _to_uint8(np.asarray(img), mode).astype(np.float32) / 255.0
+        return plane_to_uint8(np.asarray(img), mode).astype(np.float32) / 255.0
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
         alpha = np.asarray(img.convert("RGBA"))[:, :, 3]
         if alpha.min() < 255:
