@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelCard", "create_model", "list_models", "__version__"]
+__all__ = ["ModelCard", "Segmenter", "create_model", "list_models", "__version__"]
 
 
 def __getattr__(name: str):
@@ -15,6 +15,10 @@ def __getattr__(name: str):
         from segme.cards import ModelCard
 
         return ModelCard
+    if name == "Segmenter":
+        from segme.segmenter import Segmenter
+
+        return Segmenter
     if name in ("create_model", "list_models"):
         from segme import models
 

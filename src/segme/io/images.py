@@ -78,3 +78,38 @@ def read_image(path: str | Path) -> np.ndarray:
         ImageError: the file cannot be used (the message says why).
     """
     return pil_to_rgb(open_image(path), str(path))
+
+
+def as_rgb(image) -> np.ndarray:
+    """Anything image-like -> uint8 [H, W, 3] RGB.
+
+    Accepts a path (str / Path), a PIL image, or an array: uint8 / uint16 / float
+    ([0, 1]) of shape [H, W] (gray), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA, alpha
+    dropped).
+
+    Raises:
+        ImageError: an unreadable file or an array of another shape or dtype.
+    """
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return pil_to_rgb(ImageOps.exif_transpose(image))
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim == 2:
+        arr = np.repeat(arr[:, :, None], 3, axis=2)
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ImageError(
+            f"expected an image array of shape [H, W], [H, W, 3] or [H, W, 4], got {arr.shape}"
+        )
+    arr = arr[:, :, :3]
+    if arr.dtype == np.uint8:
+        return np.ascontiguousarray(arr)
+    if arr.dtype == np.uint16:
+        return (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    if np.issubdtype(arr.dtype, np.floating):
+        if not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 1:
+            raise ImageError("a float image must hold finite values in [0, 1]")
+        return (arr * 255.0 + 0.5).astype(np.uint8)
+    raise ImageError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")

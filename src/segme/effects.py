@@ -1,0 +1,162 @@
+"""Effects on an image and its person alpha: cut-out, background replacement, blur, edges.
+
+numpy + OpenCV + Pillow only. Images are uint8 [H, W, 3] RGB; alphas float32 [H, W] in
+[0, 1] of the same size (what ``Segmenter`` returns).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import ImageColor
+
+
+def _check(image: np.ndarray, alpha: np.ndarray) -> None:
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
+    if alpha.shape != image.shape[:2]:
+        raise ValueError(f"alpha {alpha.shape} and image {image.shape[:2]} differ in size")
+
+
+def _blend(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[:, :, None]
+    out = fg.astype(np.float32) * a + bg.astype(np.float32) * (1.0 - a)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def smoothstep(alpha: np.ndarray, low: float = 0.3, high: float = 0.7) -> np.ndarray:
+    """Soften or tighten edges: 0 below ``low``, 1 above ``high``, a smooth S-curve between."""
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"need 0 <= low < high <= 1, got low={low}, high={high}")
+    t = np.clip((alpha.astype(np.float32) - low) / (high - low), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def cutout(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The person on a transparent background: uint8 [H, W, 4] RGBA."""
+    _check(image, alpha)
+    a = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.dstack([image, a])
+
+
+def parse_color(color: str | tuple[int, int, int]) -> tuple[int, int, int]:
+    """``"#00b140"``, ``"green"``, ``"0,177,64"`` or a tuple -> (r, g, b)."""
+    if isinstance(color, tuple):
+        rgb = color
+    elif "," in color:
+        try:
+            rgb = tuple(int(v) for v in color.split(","))
+        except ValueError:
+            rgb = ()
+    else:
+        try:
+            rgb = ImageColor.getrgb(color)[:3]
+        except ValueError:
+            rgb = ()
+    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        raise ValueError(f"not a colour: {color!r}; use a name, #rrggbb or r,g,b")
+    return tuple(int(v) for v in rgb)
+
+
+def fit_background(background: np.ndarray, size: tuple[int, int], mode: str = "fill") -> np.ndarray:
+    """Resize a background photo to ``size`` (height, width).
+
+    ``fill`` scales to cover the frame and crops the centre; ``fit`` scales to fit inside
+    and pads with the photo's own blurred, stretched copy (no black bars).
+    """
+    h, w = size
+    bh, bw = background.shape[:2]
+    if mode not in ("fill", "fit"):
+        raise ValueError(f"mode must be 'fill' or 'fit', got {mode!r}")
+    cover = max(h / bh, w / bw)
+    if mode == "fill":
+        nh, nw = max(h, round(bh * cover)), max(w, round(bw * cover))
+        interp = cv2.INTER_AREA if cover < 1 else cv2.INTER_LINEAR
+        big = cv2.resize(background, (nw, nh), interpolation=interp)
+        y0, x0 = (nh - h) // 2, (nw - w) // 2
+        return np.ascontiguousarray(big[y0 : y0 + h, x0 : x0 + w])
+    inside = min(h / bh, w / bw)
+    nh, nw = max(1, round(bh * inside)), max(1, round(bw * inside))
+    canvas = cv2.GaussianBlur(cv2.resize(background, (w, h)), (0, 0), max(h, w) / 30)
+    y0, x0 = (h - nh) // 2, (w - nw) // 2
+    interp = cv2.INTER_AREA if inside < 1 else cv2.INTER_LINEAR
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(background, (nw, nh), interpolation=interp)
+    return canvas
+
+
+def replace_background(
+    image: np.ndarray, alpha: np.ndarray, background, mode: str = "fill"
+) -> np.ndarray:
+    """Composite the person over a colour (name, #hex, r,g,b, tuple) or an RGB image."""
+    _check(image, alpha)
+    if isinstance(background, np.ndarray):
+        if background.ndim != 3 or background.shape[2] != 3 or background.dtype != np.uint8:
+            raise ValueError("a background image must be uint8 RGB [H, W, 3]")
+        bg = fit_background(background, image.shape[:2], mode)
+    else:
+        bg = np.empty_like(image)
+        bg[:] = parse_color(background)
+    return _blend(image, bg, alpha)
+
+
+def blur_background(image: np.ndarray, alpha: np.ndarray, strength: float = 15.0) -> np.ndarray:
+    """Background blurred like a shallow depth of field, the person kept sharp.
+
+    The blur is normalised by the background weight (blur(img * (1 - a)) / blur(1 - a)), so
+    the person's colours do not bleed into the blurred background as a halo.
+
+    Args:
+        strength: blur radius as a percentage of the image's short side / 10 (15 = 1.5%).
+    """
+    _check(image, alpha)
+    if strength <= 0:
+        return image.copy()
+    sigma = max(0.5, strength / 1000.0 * min(image.shape[:2]))
+    w = (1.0 - alpha.astype(np.float32))[:, :, None]
+    num = cv2.GaussianBlur(image.astype(np.float32) * w, (0, 0), sigma)
+    den = cv2.GaussianBlur(w, (0, 0), sigma)[:, :, None]
+    fallback = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
+    blurred = np.where(den > 1e-3, num / np.maximum(den, 1e-3), fallback)
+    return _blend(image, np.clip(blurred, 0, 255).astype(np.uint8), alpha)
+
+
+def color_transfer(
+    image: np.ndarray, alpha: np.ndarray, background: np.ndarray, strength: float = 0.5
+) -> np.ndarray:
+    """Move the person's colour statistics towards the new background's (Reinhard et al.
+    2001, in Lab), by ``strength`` in [0, 1]; returns the adjusted image (person region)."""
+    _check(image, alpha)
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    if strength == 0:
+        return image.copy()  # skip the lossy 8-bit Lab round trip
+    bg = fit_background(background, image.shape[:2])
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    bg_lab = cv2.cvtColor(bg, cv2.COLOR_RGB2LAB).astype(np.float32)
+    w = alpha.astype(np.float32)[:, :, None]
+    n = max(float(w.sum()), 1.0)
+    mu = (lab * w).sum((0, 1)) / n
+    sd = np.sqrt(((lab - mu) ** 2 * w).sum((0, 1)) / n) + 1e-3
+    mu_bg, sd_bg = bg_lab.reshape(-1, 3).mean(0), bg_lab.reshape(-1, 3).std(0) + 1e-3
+    moved = (lab - mu) * (sd_bg / sd) + mu_bg
+    out = lab + strength * (moved - lab)
+    rgb = cv2.cvtColor(np.clip(out, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    return _blend(rgb, image, alpha)
+
+
+def seamless_clone(image: np.ndarray, alpha: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Poisson blending of the person into the background (OpenCV's seamlessClone)."""
+    _check(image, alpha)
+    bg = fit_background(background, image.shape[:2])
+    mask = (alpha >= 0.5).astype(np.uint8) * 255
+    if not mask.any():
+        return bg
+    # seamlessClone needs the mask's box strictly inside the destination: pad everything
+    pad = 2
+    src = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    dst = cv2.copyMakeBorder(bg, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    m = cv2.copyMakeBorder(mask, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    x, y, w, h = cv2.boundingRect(m)
+    center = (x + w // 2, y + h // 2)
+    out = cv2.seamlessClone(src, dst, m, center, cv2.NORMAL_CLONE)
+    return out[pad:-pad, pad:-pad]

@@ -1,0 +1,66 @@
+"""Segmenter: an image in, the person's alpha out. No torch on this path.
+
+    from segme import Segmenter
+    seg = Segmenter.from_file("model.onnx", threads=2)
+    alpha = seg("photo.jpg")  # float32 [H, W] in [0, 1] at the photo's size
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from segme.io.images import as_rgb
+from segme.postprocess import restore
+from segme.preprocess import prepare
+from segme.runtime import load_backend
+
+
+class Segmenter:
+    """Runs an exported segme model on images of any size and aspect.
+
+    Args:
+        model: ``.onnx`` file written by ``segme export`` (its ModelCard says how to feed
+            it), or a ``.pt`` / ``.safetensors`` file when PyTorch is installed.
+        threads: inference threads (None: the runtime's default, all cores).
+    """
+
+    def __init__(self, model: str | Path, threads: int | None = None) -> None:
+        self.backend = load_backend(model, threads)
+        self.card = self.backend.card  # a video model's prior plane starts at zeros
+
+    @classmethod
+    def from_file(cls, path: str | Path, threads: int | None = None) -> Segmenter:
+        return cls(path, threads)
+
+    def __call__(self, image) -> np.ndarray:
+        """Alpha of one image.
+
+        Args:
+            image: path, PIL image or array (uint8/uint16/float RGB, RGBA or gray).
+
+        Returns:
+            float32 [H, W] in [0, 1], the person's alpha at the image's own size.
+        """
+        x, meta = prepare(as_rgb(image), self.card)
+        return restore(self.backend.run(x), meta)
+
+    def batch(self, images: Iterable, batch_size: int = 8) -> list[np.ndarray]:
+        """Alphas of several images (any sizes), run ``batch_size`` at a time."""
+        out: list[np.ndarray] = []
+        pending: list[tuple[np.ndarray, object]] = []
+
+        def flush() -> None:
+            alphas = self.backend.run(np.concatenate([x for x, _ in pending]))
+            out.extend(restore(a, meta) for a, (_, meta) in zip(alphas, pending))
+            pending.clear()
+
+        for image in images:
+            pending.append(prepare(as_rgb(image), self.card))
+            if len(pending) == batch_size:
+                flush()
+        if pending:
+            flush()
+        return out

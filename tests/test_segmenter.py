@@ -1,0 +1,93 @@
+"""Segmenter on a tiny exported model: sizes, odd inputs, batches, and no torch import."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segme.io.images import ImageError
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    import torch
+
+    from segme.export.onnx import export_onnx
+    from segme.models import create_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("seg") / "tiny.onnx"
+    model = create_model("test_tiny")
+    return export_onnx(model, path, model.card(32))
+
+
+def test_alpha_has_the_image_size(tiny_onnx):
+    from segme import Segmenter
+
+    seg = Segmenter.from_file(tiny_onnx, threads=1)
+    for h, w in [(32, 32), (45, 100), (300, 17)]:
+        alpha = seg(np.zeros((h, w, 3), np.uint8))
+        assert alpha.shape == (h, w) and alpha.dtype == np.float32
+        assert 0 <= alpha.min() <= alpha.max() <= 1
+
+
+def test_image_kinds_give_the_same_alpha(tiny_onnx, tmp_path):
+    from segme import Segmenter
+
+    seg = Segmenter(tiny_onnx)
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    ref = seg(rgb)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    np.testing.assert_allclose(seg(tmp_path / "a.png"), ref)
+    np.testing.assert_allclose(seg(str(tmp_path / "a.png")), ref)
+    np.testing.assert_allclose(seg(Image.fromarray(rgb)), ref)
+    np.testing.assert_allclose(seg(np.dstack([rgb, np.full((40, 50), 7, np.uint8)])), ref)
+    np.testing.assert_allclose(seg(rgb.astype(np.float32) / 255), ref, atol=1e-6)
+    assert seg(rgb[:, :, 0]).shape == (40, 50)  # grayscale
+    assert seg(rgb.astype(np.uint16) * 257).shape == (40, 50)  # 16-bit
+
+
+def test_batch_matches_single_calls(tiny_onnx):
+    from segme import Segmenter
+
+    seg = Segmenter(tiny_onnx)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 256, (h, 30, 3), dtype=np.uint8) for h in (20, 64, 33)]
+    out = seg.batch(images, batch_size=2)
+    for a, img in zip(out, images):
+        np.testing.assert_allclose(a, seg(img), atol=1e-5)
+
+
+def test_bad_inputs_raise_clear_errors(tiny_onnx, tmp_path):
+    from segme import Segmenter
+
+    seg = Segmenter(tiny_onnx)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match="cannot read .*empty.jpg"):
+        seg(tmp_path / "empty.jpg")
+    with pytest.raises(ImageError, match="file not found"):
+        seg(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="expected an image array"):
+        seg(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
+        seg(np.full((4, 4, 3), 2.0, np.float32))
+    with pytest.raises(FileNotFoundError):
+        Segmenter(tmp_path / "nope.onnx")
+    with pytest.raises(ValueError, match="unknown model file type"):
+        Segmenter(tmp_path / "model.bin")
+
+
+def test_inference_path_never_imports_torch(tiny_onnx):
+    code = (
+        "import sys, numpy as np, segme\n"
+        "from segme import Segmenter\n"
+        f"a = Segmenter({str(tiny_onnx)!r})(np.zeros((20, 30, 3), np.uint8))\n"
+        "assert a.shape == (20, 30)\n"
+        "import segme.effects, segme.io.images, segme.preprocess, segme.postprocess\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
