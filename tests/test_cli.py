@@ -108,3 +108,76 @@ def test_bad_training_pair_is_named(tmp_path):
     proc = run("train", "--model", "test_tiny", "--data", tmp_path / "d/train", "--size", 32,
                "--epochs", 1, "--batch", 4, "--workers", 0, "--out", tmp_path / "r", ok=False)
     assert_clean_error(proc, "synth_0003")
+
+
+@pytest.fixture(scope="module")
+def photos(trained, tmp_path_factory):
+    """A folder of odd but valid photos, one corrupt file, and the tiny model as ONNX."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    rgb.save(root / "plain.jpg")
+    rgb.convert("L").save(root / "gray.png")
+    rgb.convert("P").save(root / "palette.png")
+    rgb.convert("RGBA").save(root / "rgba.png")
+    rgb.convert("CMYK").save(root / "cmyk.jpg")
+    Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)).save(root / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb.save(root / "rotated.jpg", exif=exif.tobytes())
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    model = trained / "verbs.onnx"
+    if not model.exists():
+        run("export", "--model", trained / "run/best.pt", "-o", model)
+    return root, model
+
+
+def test_mask_folder_writes_every_good_image_and_reports_the_bad_one(photos, tmp_path):
+    from PIL import Image
+
+    root, model = photos
+    proc = run("mask", root, "--out", tmp_path, "--model", model, ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "broken.jpg" in proc.stderr and "wrote 7 of 8" in proc.stdout
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["cmyk.png", "deep.png", "gray.png", "palette.png", "plain.png",
+                     "rgba.png", "rotated.png"]
+    for name in names:
+        img = Image.open(tmp_path / name)
+        assert img.mode == "L"
+        assert img.size == ((48, 40) if name == "rotated.png" else (40, 48))
+
+
+def test_cutout_replace_blur(photos, tmp_path):
+    from PIL import Image
+
+    root, model = photos
+    run("cutout", root / "plain.jpg", "--out", tmp_path / "c", "--model", model)
+    assert Image.open(tmp_path / "c/plain.png").mode == "RGBA"
+    run("replace", str(root / "p*.png"), "--bg", "#00ff00", "--out", tmp_path / "r",
+        "--model", model)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["palette.png"]
+    run("replace", root / "plain.jpg", "--bg", root / "rgba.png", "--fit", "fit", "--out",
+        tmp_path / "r2", "--model", model, "--harmonize", "0.5")
+    assert Image.open(tmp_path / "r2/plain.jpg").size == (40, 48)
+    run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30)
+    assert Image.open(tmp_path / "b/plain.jpg").mode == "RGB"
+
+
+def test_verbs_refuse_bad_requests(photos, tmp_path):
+    root, model = photos
+    assert_clean_error(run("mask", tmp_path / "nothing", "--model", model, ok=False), "not found")
+    assert_clean_error(run("replace", root / "plain.jpg", "--bg", "nocolour", "--model", model,
+                           "--out", tmp_path, ok=False), "not a colour")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_clean_error(run("mask", root / "plain.jpg", "--model", model, "--out",
+                           blocker / "sub", ok=False))
+    # writing masks next to PNG inputs would overwrite them: refused, input intact
+    before = (root / "gray.png").read_bytes()
+    proc = run("mask", root / "gray.png", "--out", root, "--model", model, ok=False)
+    assert proc.returncode == 1 and "overwrite an input" in proc.stderr
+    assert (root / "gray.png").read_bytes() == before

@@ -17,17 +17,28 @@ from segme.postprocess import restore
 from segme.preprocess import prepare
 from segme.runtime import load_backend
 
+WEIGHTS = Path(__file__).parent / "weights"
+DEFAULT_MODEL = WEIGHTS / "sinet-portraits-192.onnx"  # the built-in model: weights/README.md
+
 
 class Segmenter:
     """Runs an exported segme model on images of any size and aspect.
 
     Args:
         model: ``.onnx`` file written by ``segme export`` (its ModelCard says how to feed
-            it), or a ``.pt`` / ``.safetensors`` file when PyTorch is installed.
+            it), or a ``.pt`` / ``.safetensors`` file when PyTorch is installed; None: the
+            built-in model.
         threads: inference threads (None: the runtime's default, all cores).
     """
 
-    def __init__(self, model: str | Path, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+        if model is None:
+            model = DEFAULT_MODEL
+            if not model.is_file():
+                raise FileNotFoundError(
+                    f"the built-in model {model.name} is missing from this installation; "
+                    "pass a model file (e.g. --model model.onnx)"
+                )
         self.backend = load_backend(model, threads)
         self.card = self.backend.card  # a video model's prior plane starts at zeros
 

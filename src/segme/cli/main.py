@@ -10,10 +10,14 @@ import sys
 
 import typer
 
+from segme.cli import blur as blur_cli
+from segme.cli import cutout as cutout_cli
 from segme.cli import data as data_cli
 from segme.cli import eval as eval_cli
 from segme.cli import export as export_cli
+from segme.cli import mask as mask_cli
 from segme.cli import models as models_cli
+from segme.cli import replace as replace_cli
 from segme.cli import train as train_cli
 
 app = typer.Typer(
@@ -22,6 +26,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("cutout")(cutout_cli.cutout)
+app.command("replace")(replace_cli.replace)
+app.command("blur")(blur_cli.blur)
+app.command("mask")(mask_cli.mask)
 app.add_typer(models_cli.app, name="models")
 app.command("train")(train_cli.train)
 app.command("eval")(eval_cli.evaluate)

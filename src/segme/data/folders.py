@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segme.io.images import ImageError, open_image, plane_to_uint8, read_image
+from segme.io.images import IMAGE_SUFFIXES, ImageError, open_image, plane_to_uint8, read_image
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 # Preference order when a mask exists under several suffixes (png is lossless: first).
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".webp", ".jpg", ".jpeg")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
@@ -113,3 +114,26 @@ def as_rgb(image) -> np.ndarray:
             raise ImageError("a float image must hold finite values in [0, 1]")
         return (arr * 255.0 + 0.5).astype(np.uint8)
     raise ImageError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+            ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def write_image(path: str | Path, array: np.ndarray) -> None:
+    """Write uint8 [H, W] (gray), [H, W, 3] (RGB) or [H, W, 4] (RGBA) atomically.
+
+    The format follows the suffix; JPEG cannot hold alpha, so RGBA needs .png or .webp.
+    """
+    from segme.io.files import atomic_output
+
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot write {path.name}: use one of {', '.join(_FORMATS)}")
+    if array.ndim == 3 and array.shape[2] == 4 and fmt not in ("PNG", "WEBP", "TIFF"):
+        raise ValueError(f"cannot write {path.name}: transparency needs .png, .webp or .tiff")
+    img = Image.fromarray(array)
+    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_output(path) as tmp:
+        img.save(tmp, format=fmt, **opts)

@@ -1,0 +1,75 @@
+"""What the photo verbs (mask, cutout, replace, blur) share: sources in, files out.
+
+A verb supplies ``render(image, alpha) -> (array, suffix)``; this module expands the source,
+runs the model, writes ``<out>/<stem><suffix>`` atomically, never over an input, in
+parallel, with a progress bar, and reports unreadable files at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+Render = Callable[[np.ndarray, np.ndarray, Path], tuple[np.ndarray, str]]
+
+
+def same_suffix(path: Path) -> str:
+    """Keep the input's format for opaque outputs where it can hold RGB; else PNG."""
+    s = path.suffix.lower()
+    return s if s in (".jpg", ".jpeg", ".png", ".webp") else ".png"
+
+
+def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
+          render: Render) -> None:
+    """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped."""
+    from rich.progress import Progress
+
+    from segme.io.images import ImageError, read_image, write_image
+    from segme.io.sources import expand_images
+    from segme.segmenter import Segmenter
+
+    files = expand_images(source)
+    stems: dict[str, Path] = {}
+    for f in files:
+        if f.stem in stems:
+            raise ValueError(f"two inputs would write the same output name {f.stem!r}: "
+                             f"{stems[f.stem]} and {f}; process them separately")
+        stems[f.stem] = f
+    out.mkdir(parents=True, exist_ok=True)
+    if not os.access(out, os.W_OK):
+        raise PermissionError(f"output folder is not writable: {out}")
+    jobs = max(1, min(jobs, len(files)))
+    seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+    inputs = {f.resolve() for f in files}
+
+    def one(path: Path) -> str | None:
+        try:
+            image = read_image(path)
+            array, suffix = render(image, seg(image), path)
+            target = out / f"{path.stem}{suffix}"
+            if target.resolve() in inputs:
+                return f"{path}: refusing to overwrite an input; choose another --out"
+            write_image(target, array)
+        except (ImageError, ValueError, OSError) as e:
+            return str(e).splitlines()[0]
+        return None
+
+    problems = []
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar, \
+            ThreadPoolExecutor(jobs) as pool:
+        task = bar.add_task("segmenting", total=len(files))
+        for message in pool.map(one, files):
+            if message:
+                problems.append(message)
+            bar.advance(task)
+    done = len(files) - len(problems)
+    print(f"wrote {done} of {len(files)} images to {out}")
+    for message in problems:
+        print(f"skipped: {message}", file=sys.stderr)
+    if problems:
+        raise SystemExit(1)

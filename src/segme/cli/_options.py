@@ -1,0 +1,18 @@
+"""Options every photo verb takes (one definition, used by each verb's signature)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+SOURCE = typer.Argument(..., help="An image file, a folder of images or a glob like 'shots/*.jpg'.")
+OUT = typer.Option(Path("out"), "--out", "-o", help="Output folder (created; inputs are never overwritten).")
+MODEL = typer.Option(None, help="Model file (.onnx); default: the built-in model.")
+THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
+JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in parallel.")
+
+
+def threads_for(threads: int | None, jobs: int) -> int:
+    return threads or max(1, (os.cpu_count() or 1) // max(1, jobs))

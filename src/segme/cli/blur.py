@@ -1,0 +1,22 @@
+"""``segme blur``: the background blurred, the person sharp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segme.cli import _options as opt
+
+
+def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
+         threads: int = opt.THREADS, jobs: int = opt.JOBS,
+         strength: float = typer.Option(15.0, min=0, help="Blur radius in tenths of a percent of the short side.")) -> None:
+    """Blur the background, keep the person sharp: <out>/<stem>, same format as the input."""
+    from segme import effects
+    from segme.cli._apply import apply, same_suffix
+
+    def render(image, alpha, path):
+        return effects.blur_background(image, alpha, strength), same_suffix(path)
+
+    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render)

@@ -1,0 +1,33 @@
+"""``segme replace``: a new background behind the person (a colour or a photo)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from segme.cli import _options as opt
+
+
+def replace(source: str = opt.SOURCE,
+            bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b) or an image file."),
+            out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
+            jobs: int = opt.JOBS,
+            fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
+            harmonize: float = typer.Option(0.0, help="Colour transfer towards the background, 0..1."),
+            ) -> None:
+    """Replace the background with a colour or a photo: <out>/<stem>, same format as the input."""
+    from segme import effects
+    from segme.cli._apply import apply, same_suffix
+    from segme.io.images import read_image
+
+    if fit not in ("fill", "fit"):
+        raise ValueError(f"--fit must be fill or fit, got {fit!r}")
+    background = read_image(bg) if Path(bg).is_file() else effects.parse_color(bg)
+
+    def render(image, alpha, path):
+        if harmonize and not isinstance(background, tuple):
+            image = effects.color_transfer(image, alpha, background, harmonize)
+        return effects.replace_background(image, alpha, background, fit), same_suffix(path)
+
+    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render)
