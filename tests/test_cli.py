@@ -124,7 +124,7 @@ def photos(trained, tmp_path_factory):
     rgb.convert("P").save(root / "palette.png")
     rgb.convert("RGBA").save(root / "rgba.png")
     rgb.convert("CMYK").save(root / "cmyk.jpg")
-    Image.fromarray((np.asarray(rgb.convert("L")).astype(np.uint16) * 257)).save(root / "deep.png")
+    Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257).save(root / "deep.png")
     exif = Image.Exif()
     exif[0x0112] = 6
     rgb.save(root / "rotated.jpg", exif=exif.tobytes())
