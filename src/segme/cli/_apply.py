@@ -1,8 +1,10 @@
-"""What the photo verbs (mask, cutout, replace, blur) share: sources in, files out.
+"""What the verbs (mask, cutout, replace, blur) share: sources in, files out.
 
-A verb supplies ``render(image, alpha) -> (array, suffix)``; this module expands the source,
-runs the model, writes ``<out>/<stem><suffix>`` atomically, never over an input, in
-parallel, with a progress bar, and reports unreadable files at the end.
+A verb supplies ``render(image, alpha, path) -> (array, suffix)``; this module expands the
+source, runs the model, writes ``<out>/<stem><suffix>`` atomically, never over an input, in
+parallel, with a progress bar, and reports unreadable files at the end. A video source is
+rendered frame by frame into ``<out>/<stem>.mp4`` (``.mov`` with alpha for RGBA output),
+frame rate and audio kept.
 """
 
 from __future__ import annotations
@@ -31,8 +33,14 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
 
     from segme.io.images import ImageError, read_image, write_image
     from segme.io.sources import expand_images
+    from segme.io.video import is_video
     from segme.segmenter import Segmenter
 
+    if is_video(source):
+        out.mkdir(parents=True, exist_ok=True)
+        seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+        apply_video(Path(source), out, seg, render)
+        return
     files = expand_images(source)
     stems: dict[str, Path] = {}
     for f in files:
@@ -73,3 +81,39 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
         print(f"skipped: {message}", file=sys.stderr)
     if problems:
         raise SystemExit(1)
+
+
+def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
+    """Segment and render every frame of a video; returns the written file."""
+    from rich.progress import Progress
+
+    from segme.io.video import VideoReader, write_video
+
+    with VideoReader(path) as reader, Progress(transient=True,
+                                              disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task(f"{path.name}", total=reader.frames or None)
+        frames = iter(reader)
+
+        def rendered():
+            for frame in frames:
+                yield render(frame, seg(frame), path)[0]
+                bar.advance(task)
+
+        stream = rendered()
+        first = next(stream, None)
+        if first is None:
+            raise ValueError(f"{path} has no frames")
+        suffix = ".mov" if first.ndim == 3 and first.shape[2] == 4 else ".mp4"
+        target = out / f"{path.stem}{suffix}"
+        if target.resolve() == path.resolve():
+            raise ValueError(f"{path}: refusing to overwrite the input; choose another --out")
+
+        def all_frames():
+            yield first
+            yield from stream
+
+        n = write_video(all_frames(), target, reader.fps,
+                        audio_from=path if reader.has_audio else None)
+    print(f"wrote {n} frames at {float(reader.fps):.3g} fps to {target}"
+          + (" with the audio track" if reader.has_audio else ""))
+    return target

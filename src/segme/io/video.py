@@ -1,0 +1,162 @@
+"""Video files in and out with PyAV (the ``video`` extra): frames as uint8 RGB arrays,
+the frame rate kept, the audio track copied untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from segme.io.files import atomic_output
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+
+class VideoError(ValueError):
+    """A video that cannot be read or written; the message names the file."""
+
+
+def _av():
+    try:
+        import av
+    except ImportError:
+        raise ImportError("videos need PyAV: pip install 'segme[video]'") from None
+    return av
+
+
+def is_video(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+class VideoReader:
+    """Decoded frames of a video file.
+
+    Attributes:
+        fps: frame rate (a Fraction; 25 when the file does not say).
+        width, height: frame size in pixels.
+        frames: frame count from the header (0 when unknown).
+        has_audio: whether there is an audio stream to carry over.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        av = _av()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"video not found: {self.path}")
+        try:
+            self._container = av.open(str(self.path))
+        except (av.error.FFmpegError, OSError, ValueError) as e:
+            raise VideoError(f"cannot read {self.path}: {e}") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise VideoError(f"{self.path} has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = Fraction(rate) if rate else Fraction(25)
+        self.width = self._stream.codec_context.width
+        self.height = self._stream.codec_context.height
+        self.frames = int(self._stream.frames or 0)
+        self.has_audio = bool(self._container.streams.audio)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """uint8 [H, W, 3] RGB frames in display order."""
+        av = _av()
+        try:
+            for frame in self._container.decode(self._stream):
+                yield frame.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            raise VideoError(f"cannot decode {self.path}: {e}") from None
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _even(frame: np.ndarray) -> np.ndarray:
+    """Pad to even height and width by repeating the last row / column (4:2:0 needs it)."""
+    h, w = frame.shape[:2]
+    if h % 2 or w % 2:
+        pad = ((0, h % 2), (0, w % 2)) + ((0, 0),) * (frame.ndim - 2)
+        frame = np.pad(frame, pad, mode="edge")
+    return frame
+
+
+def write_video(
+    frames: Iterable[np.ndarray], path: str | Path, fps: Fraction, audio_from: Path | None = None
+) -> int:
+    """Encode frames to ``path`` atomically; returns the number of frames written.
+
+    ``.mp4``: H.264 (yuv420p, CRF 18) for RGB frames. ``.mov``: ProRes 4444 with alpha for
+    RGBA frames (cut-outs), H.264 otherwise. The audio stream of ``audio_from`` is copied
+    without re-encoding. Nothing is left at ``path`` if encoding fails or no frame comes.
+    """
+    av = _av()
+    path = Path(path)
+    fmt = {".mp4": "mp4", ".mov": "mov"}.get(path.suffix.lower())
+    if fmt is None:
+        raise VideoError(f"cannot write {path.name}: use .mp4, or .mov for transparency")
+    count = 0
+    with atomic_output(path) as tmp:
+        out = av.open(str(tmp), "w", format=fmt)
+        src = av.open(str(audio_from)) if audio_from is not None else None
+        try:
+            stream = audio = None
+            for frame in frames:
+                alpha = frame.ndim == 3 and frame.shape[2] == 4
+                if frame.ndim == 2:
+                    frame = np.repeat(frame[:, :, None], 3, axis=2)
+                if stream is None:
+                    if alpha and fmt != "mov":
+                        raise VideoError(f"cannot write {path.name}: transparency needs .mov")
+                    stream = _video_stream(out, fps, alpha, frame.shape)
+                    # every stream must exist before the first packet writes the header
+                    if src is not None and src.streams.audio:
+                        audio = out.add_stream_from_template(src.streams.audio[0])
+                if not alpha:
+                    frame = _even(frame)
+                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
+                                                format="rgba" if alpha else "rgb24")
+                vf.pts = count
+                for packet in stream.encode(vf):
+                    out.mux(packet)
+                count += 1
+            if stream is None:
+                raise VideoError(f"no frames to write to {path.name} (empty video?)")
+            for packet in stream.encode():
+                out.mux(packet)
+            if audio is not None:
+                for packet in src.demux(src.streams.audio[0]):
+                    if packet.dts is None:  # the demuxer's flush packet
+                        continue
+                    packet.stream = audio
+                    out.mux(packet)
+        finally:
+            out.close()
+            if src is not None:
+                src.close()
+    return count
+
+
+def _video_stream(out, fps: Fraction, alpha: bool, shape: tuple[int, ...]):
+    h, w = shape[:2]
+    if alpha:
+        stream = out.add_stream("prores_ks", rate=fps)
+        stream.pix_fmt = "yuva444p10le"
+        stream.options = {"profile": "4444", "alpha_bits": "16"}
+        stream.width, stream.height = w, h
+    else:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18", "preset": "veryfast"}
+        stream.width, stream.height = w + w % 2, h + h % 2
+    stream.time_base = Fraction(1) / fps
+    return stream

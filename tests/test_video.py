@@ -1,0 +1,120 @@
+"""Videos through the real CLI: frame rate and audio kept, alpha video, odd files refused."""
+
+import shutil
+import subprocess
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
+
+from segme.data.synthetic import synthetic_pair  # noqa: E402
+
+SEGME = shutil.which("segme")
+
+
+def make_video(path, frames=12, fps=15, size=(48, 64), audio=True):
+    """A moving synthetic figure with a 440 Hz tone, like a phone clip."""
+    out = av.open(str(path), "w")
+    v = out.add_stream("libx264", rate=fps)
+    v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
+    a = None
+    if audio:
+        a = out.add_stream("aac", rate=16000)
+        a.layout = "mono"
+    rng = np.random.default_rng(0)
+    for i in range(frames):
+        img, _ = synthetic_pair(rng, *size)
+        for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+            out.mux(p)
+    for p in v.encode():
+        out.mux(p)
+    if a is not None:
+        t = np.arange(int(16000 * max(frames, fps) / fps)) / 16000  # at least one second
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+        frame = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+        frame.sample_rate = 16000
+        for p in a.encode(frame):
+            out.mux(p)
+        for p in a.encode():
+            out.mux(p)
+    out.close()
+    return path
+
+
+def streams(path):
+    with av.open(str(path)) as c:
+        info = {s.type: s for s in c.streams}
+        frames = sum(1 for _ in c.decode(video=0))
+        rate = info["video"].average_rate
+        pix = info["video"].codec_context.pix_fmt
+    audio_packets = 0
+    if "audio" in info:
+        with av.open(str(path)) as c:
+            audio_packets = sum(1 for p in c.demux(audio=0) if p.dts is not None)
+    return frames, audio_packets, rate, pix
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    import torch
+
+    from segme.export.onnx import export_onnx
+    from segme.models import create_model
+
+    torch.manual_seed(0)
+    m = create_model("test_tiny")
+    return export_onnx(m, tmp_path_factory.mktemp("vm") / "tiny.onnx", m.card(32))
+
+
+def run(*args):
+    return subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("verb,extra,suffix", [
+    ("blur", [], ".mp4"), ("replace", ["--bg", "navy"], ".mp4"), ("mask", [], ".mp4"),
+    ("cutout", [], ".mov"),
+])
+def test_video_verbs_keep_rate_frames_and_audio(tmp_path, model, verb, extra, suffix):
+    src = make_video(tmp_path / "clip.mp4")
+    in_frames, in_audio, rate, _ = streams(src)
+    proc = run(verb, src, "--out", tmp_path / "out", "--model", model, *extra)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out" / f"clip{suffix}"
+    frames, audio, out_rate, pix = streams(out)
+    assert frames == in_frames == 12 and out_rate == rate == Fraction(15)
+    assert audio == in_audio > 0  # the audio track survives, packet for packet
+    if verb == "cutout":
+        assert pix.startswith("yuva")  # ProRes 4444 with alpha
+
+
+def test_video_without_audio_and_odd_size(tmp_path, model):
+    src = make_video(tmp_path / "silent.mp4", size=(50, 70), audio=False)
+    proc = run("blur", src, "--out", tmp_path / "o", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    frames, audio, _, _ = streams(tmp_path / "o/silent.mp4")
+    assert frames == 12 and audio == 0
+
+
+def test_bad_videos_give_one_line_and_no_output(tmp_path, model):
+    audio_only = tmp_path / "voice.mp4"
+    out = av.open(str(audio_only), "w")
+    a = out.add_stream("aac", rate=16000)
+    a.layout = "mono"
+    frame = av.AudioFrame.from_ndarray(np.zeros((1, 16000), np.float32), format="flt", layout="mono")
+    frame.sample_rate = 16000
+    for p in [*a.encode(frame), *a.encode()]:
+        out.mux(p)
+    out.close()
+    empty = make_video(tmp_path / "empty.mkv", frames=0)  # a video stream with no frames
+    zero = tmp_path / "zero.mp4"
+    zero.write_bytes(b"")
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x13" * 200)
+    for src, words in [(audio_only, "no video stream"), (empty, "no frames"),
+                       (zero, "cannot read"), (corrupt, "cannot read")]:
+        proc = run("blur", src, "--out", tmp_path / "out", "--model", model)
+        assert proc.returncode == 2, proc.stderr
+        assert "Traceback" not in proc.stderr and words in proc.stderr, proc.stderr
+        assert not (tmp_path / "out" / f"{src.stem}.mp4").exists()
