@@ -24,7 +24,7 @@ def make_video(path, frames=12, fps=15, size=(48, 64), audio=True):
         a = out.add_stream("aac", rate=16000)
         a.layout = "mono"
     rng = np.random.default_rng(0)
-    for i in range(frames):
+    for _ in range(frames):
         img, _ = synthetic_pair(rng, *size)
         for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
             out.mux(p)
