@@ -181,3 +181,10 @@ def test_verbs_refuse_bad_requests(photos, tmp_path):
     proc = run("mask", root / "gray.png", "--out", root, "--model", model, ok=False)
     assert proc.returncode == 1 and "overwrite an input" in proc.stderr
     assert (root / "gray.png").read_bytes() == before
+
+
+def test_bench_prints_model_and_pipeline_latency(photos):
+    _, model = photos
+    out = run("bench", "--model", model, "--runs", 5, "--threads", 1, "--width", 64,
+              "--height", 48).stdout
+    assert "model ms" in out and "pipeline ms" in out and "test_tiny" in out
