@@ -118,3 +118,35 @@ def test_bad_videos_give_one_line_and_no_output(tmp_path, model):
         assert proc.returncode == 2, proc.stderr
         assert "Traceback" not in proc.stderr and words in proc.stderr, proc.stderr
         assert not (tmp_path / "out" / f"{src.stem}.mp4").exists()
+
+
+def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
+    import os
+    import signal
+
+    import cv2
+
+    from segme.cli._apply import apply_camera
+    from segme.io.camera import Camera
+    from segme.segmenter import Segmenter
+
+    src = make_video(tmp_path / "cam.mp4", frames=30, audio=False)
+    camera = Camera(cv2.VideoCapture(str(src)))  # a file stands in for the device
+    seen = []
+
+    def render(frame, alpha, path):
+        seen.append(alpha.shape)
+        if len(seen) == 10:
+            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C mid-stream
+        return frame, ".png"
+
+    target = apply_camera(camera, tmp_path / "live", Segmenter(model), render)
+    frames, _, _, _ = streams(target)
+    assert target.suffix == ".mp4" and frames == len(seen) == 10
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_missing_camera_is_one_line(tmp_path, model):
+    proc = run("blur", "7", "--out", tmp_path, "--model", model)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: cannot open camera 7: no such device, or it is busy")

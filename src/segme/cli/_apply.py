@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,15 +28,23 @@ def same_suffix(path: Path) -> str:
 
 
 def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
-          render: Render) -> None:
+          render: Render, duration: float | None = None) -> None:
     """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped."""
     from rich.progress import Progress
 
+    from segme.io.camera import Camera, is_camera
     from segme.io.images import ImageError, read_image, write_image
     from segme.io.sources import expand_images
     from segme.io.video import is_video
     from segme.segmenter import Segmenter
 
+    if is_camera(source):
+        camera = Camera(int(source), duration)
+        out.mkdir(parents=True, exist_ok=True)
+        seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+        apply_camera(camera, out / f"camera{source}-{time.strftime('%Y%m%d-%H%M%S')}", seg,
+                     render)
+        return
     if is_video(source):
         out.mkdir(parents=True, exist_ok=True)
         seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
@@ -116,4 +125,41 @@ def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
                         audio_from=path if reader.has_audio else None)
     print(f"wrote {n} frames at {float(reader.fps):.3g} fps to {target}"
           + (" with the audio track" if reader.has_audio else ""))
+    return target
+
+
+def apply_camera(camera, stem: Path, seg, render: Render) -> Path:
+    """Live: segment camera frames until Ctrl-C / ``--duration``, show them where a window
+    can open, and write ``<stem>.mp4`` (``.mov`` with alpha), finalised on Ctrl-C too."""
+    from segme.io.camera import Preview
+    from segme.io.video import write_video
+
+    preview = Preview.open(f"segme - {stem.name}")
+    if preview is None:
+        print("no display (or OpenCV without GUI): writing to a file only; Ctrl-C stops",
+              file=sys.stderr)
+
+    def rendered():
+        for frame in camera:
+            array = render(frame, seg(frame), stem)[0]
+            if preview is not None and not preview.show(array):
+                camera.stop.set()
+            yield array
+
+    stream = rendered()
+    first = next(stream, None)
+    if first is None:
+        raise ValueError("the camera gave no frames")
+    target = stem.with_suffix(".mov" if first.ndim == 3 and first.shape[2] == 4 else ".mp4")
+
+    def all_frames():
+        yield first
+        yield from stream
+
+    from fractions import Fraction
+
+    n = write_video(all_frames(), target, Fraction(camera.fps).limit_denominator(1001))
+    if preview is not None:
+        preview.close()
+    print(f"wrote {n} frames to {target}")
     return target

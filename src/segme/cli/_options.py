@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-SOURCE = typer.Argument(..., help="An image file, a folder of images or a glob like 'shots/*.jpg'.")
+SOURCE = typer.Argument(..., help="An image, a folder of images, a glob like 'shots/*.jpg', a "
+                        "video file, or a camera index such as 0.")
 OUT = typer.Option(Path("out"), "--out", "-o", help="Output folder (created; inputs are never overwritten).")
 MODEL = typer.Option(None, help="Model file (.onnx); default: the built-in model.")
 THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
@@ -16,3 +17,4 @@ JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in paral
 
 def threads_for(threads: int | None, jobs: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")

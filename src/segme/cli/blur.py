@@ -10,7 +10,7 @@ from segme.cli import _options as opt
 
 
 def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
-         threads: int = opt.THREADS, jobs: int = opt.JOBS,
+         threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION,
          strength: float = typer.Option(15.0, min=0, help="Blur radius in tenths of a percent of the short side.")) -> None:
     """Blur the background, keep the person sharp: <out>/<stem>, same format as the input."""
     from segme import effects
@@ -19,4 +19,4 @@ def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
     def render(image, alpha, path):
         return effects.blur_background(image, alpha, strength), same_suffix(path)
 
-    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render)
+    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration)

@@ -12,7 +12,7 @@ from segme.cli import _options as opt
 def replace(source: str = opt.SOURCE,
             bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b) or an image file."),
             out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
-            jobs: int = opt.JOBS,
+            jobs: int = opt.JOBS, duration: float = opt.DURATION,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
             harmonize: float = typer.Option(0.0, help="Colour transfer towards the background, 0..1."),
             ) -> None:
@@ -30,4 +30,4 @@ def replace(source: str = opt.SOURCE,
             image = effects.color_transfer(image, alpha, background, harmonize)
         return effects.replace_background(image, alpha, background, fit), same_suffix(path)
 
-    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render)
+    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration)

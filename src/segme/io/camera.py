@@ -1,0 +1,100 @@
+"""Webcam frames through OpenCV, with a clean stop on Ctrl-C and an optional live window."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import cv2
+import numpy as np
+
+
+def _quiet_opencv() -> None:
+    """OpenCV prints backend warnings for a missing camera; the user gets one line instead."""
+    try:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    except AttributeError:  # builds without the logging module
+        pass
+
+
+def is_camera(source: str) -> bool:
+    """A source that is a bare number (``0``, ``1``) names a camera."""
+    return source.isdigit()
+
+
+class Camera:
+    """A camera (or any OpenCV capture, e.g. a file, for tests) as RGB frames.
+
+    Args:
+        source: camera index, or an already opened ``cv2.VideoCapture``.
+        duration: stop after this many seconds (None: until Ctrl-C or the stream ends).
+
+    Iterating yields uint8 [H, W, 3] RGB frames. Ctrl-C does not raise: it ends the
+    iteration, so whatever is being written from the frames is finalised normally.
+    """
+
+    def __init__(self, source: int | cv2.VideoCapture, duration: float | None = None) -> None:
+        _quiet_opencv()
+        self.cap = source if isinstance(source, cv2.VideoCapture) else cv2.VideoCapture(source)
+        if not self.cap.isOpened():
+            raise FileNotFoundError(f"cannot open camera {source}: no such device, or it is busy")
+        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1 <= fps <= 240 else 30.0
+        self.duration = duration
+        self.stop = threading.Event()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda *_: self.stop.set())
+        start = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                if self.duration is not None and time.monotonic() - start >= self.duration:
+                    break
+                ok, frame = self.cap.read()
+                if not ok:
+                    break
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            self.cap.release()
+
+
+class Preview:
+    """A live window with the FPS drawn on it, where OpenCV has GUI support and a display.
+
+    ``Preview.open()`` returns None otherwise (opencv-python-headless, no display): the
+    frames then only go to the output file.
+    """
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self.last = time.perf_counter()
+        self.fps = 0.0
+
+    @classmethod
+    def open(cls, title: str = "segme") -> Preview | None:
+        try:
+            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
+        except cv2.error:
+            return None
+        return cls(title)
+
+    def show(self, rgb: np.ndarray) -> bool:
+        """Show a frame; False when the user closed the window or pressed q / Esc."""
+        now = time.perf_counter()
+        self.fps = 0.9 * self.fps + 0.1 / max(1e-6, now - self.last) if self.fps else 1 / max(
+            1e-6, now - self.last)
+        self.last = now
+        bgr = cv2.cvtColor(rgb[:, :, :3], cv2.COLOR_RGB2BGR)
+        cv2.putText(bgr, f"{self.fps:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                    (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.imshow(self.title, bgr)
+        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
+
+    def close(self) -> None:
+        cv2.destroyWindow(self.title)
