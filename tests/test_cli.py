@@ -188,3 +188,30 @@ def test_bench_prints_model_and_pipeline_latency(photos):
     out = run("bench", "--model", model, "--runs", 5, "--threads", 1, "--width", 64,
               "--height", 48).stdout
     assert "model ms" in out and "pipeline ms" in out and "test_tiny" in out
+
+
+@pytest.mark.parametrize("kind", ["fp16", "int8"])
+def test_quantised_exports_are_gated(trained, tmp_path, kind):
+    import numpy as np
+
+    from segme.runtime.onnx import OnnxBackend
+
+    out = tmp_path / f"m-{kind}.onnx"
+    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", kind,
+               "--calibration", trained / "data/train/images", "--val", trained / "data/val")
+    assert "max abs alpha difference" in proc.stdout and "fg-IoU on" in proc.stdout
+    backend = OnnxBackend(out)
+    assert backend.card.arch == "test_tiny"
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    assert backend.run(x).dtype == np.float32  # float32 in and out, whatever is inside
+    # an impossible gate fails, and the file is gone
+    failed = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", kind,
+                 "--calibration", trained / "data/train/images", "--max-diff", "0", ok=False)
+    assert_clean_error(failed, "export check failed")
+    assert not out.exists()
+
+
+def test_int8_needs_calibration(trained, tmp_path):
+    proc = run("export", "--model", trained / "run/best.pt", "-o", tmp_path / "m.onnx",
+               "--quantize", "int8", ok=False)
+    assert_clean_error(proc, "needs --calibration")

@@ -1,30 +1,74 @@
-"""``segme export``: checkpoint -> ONNX (parity-checked) or safetensors weights, card embedded."""
+"""``segme export``: a checkpoint to a deployable file, with the card embedded and gates.
+
+Every ONNX export checks itself: the max abs alpha difference against the torch model on
+sample images, and, given ``--val``, the fg-IoU change against the float model. Above the
+thresholds the file is removed and the command fails.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import tempfile
 from pathlib import Path
 
 import typer
 
-FORMATS = {".onnx": "ONNX model", ".safetensors": "weights"}
+# default parity thresholds (max abs alpha difference vs torch) per kind of file
+MAX_DIFF = {None: 1e-4, "fp16": 2e-2, "int8": 0.35}
+
+
+def sample_inputs(card, folder: Path | None, n: int = 8):
+    """Prepared model inputs from the images of ``folder`` (or synthetic portraits)."""
+    import numpy as np
+
+    from segme.data.synthetic import synthetic_pair
+    from segme.io.images import read_image
+    from segme.io.sources import expand_images
+    from segme.preprocess import prepare
+
+    if folder is None:
+        rng = np.random.default_rng(0)
+        images = [synthetic_pair(rng, 240, 180)[0] for _ in range(n)]
+    else:
+        files = expand_images(folder / "images" if (folder / "images").is_dir() else folder)
+        step = max(1, len(files) // n)
+        images = [read_image(f) for f in files[::step][:n]]
+    return [prepare(img, card)[0] for img in images]
 
 
 def export(
     model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output file: .onnx or .safetensors."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output: .onnx or .safetensors."),
+    quantize: str = typer.Option(None, help="fp16 or int8 (ONNX only)."),
+    calibration: Path = typer.Option(None, help="Folder of photos for INT8 calibration."),
     size: int = typer.Option(None, help="Square input side (default: the size it trained at)."),
-    max_diff: float = typer.Option(1e-4, help="ONNX: fail if the max abs alpha difference is above."),
+    val: Path = typer.Option(None, help="Folder with masks: also gate on the fg-IoU change."),
+    max_diff: float = typer.Option(None, help="Max abs alpha difference vs torch (default "
+                                   "1e-4 float, 2e-2 fp16, 0.35 int8)."),
+    max_iou_drop: float = typer.Option(0.3, help="With --val: max fg-IoU loss in points."),
 ) -> None:
-    """Export a trained model. ONNX exports are checked against PyTorch on random inputs."""
+    """Export a trained model to ONNX (optionally FP16 or INT8) or safetensors weights."""
     import numpy as np
 
-    from segme.export.onnx import export_onnx, parity
+    from segme.export.onnx import export_onnx
+    from segme.export.quantize import to_fp16, to_int8
     from segme.export.weights import save_weights
+    from segme.runtime.onnx import OnnxBackend
     from segme.train.checkpoint import load_model
 
     suffix = output.suffix.lower()
-    if suffix not in FORMATS:
-        raise ValueError(f"output must end in {' or '.join(FORMATS)}, got {output.name}")
+    if suffix not in (".onnx", ".safetensors"):
+        raise ValueError(f"output must end in .onnx or .safetensors, got {output.name}")
+    if quantize not in (None, "fp16", "int8"):
+        raise ValueError(f"--quantize must be fp16 or int8, got {quantize!r}")
+    if quantize and suffix != ".onnx":
+        raise ValueError("--quantize applies to .onnx outputs")
+    if quantize == "int8" and calibration is None:
+        raise ValueError("--quantize int8 needs --calibration DIR (a few dozen photos)")
+    for folder, what in ((calibration, "--calibration"), (val, "--val")):
+        if folder is not None and not folder.is_dir():
+            raise FileNotFoundError(f"{what} folder not found: {folder}")
     if not output.parent.is_dir():
         raise FileNotFoundError(f"output folder not found: {output.parent}")
     net, card = load_model(model)
@@ -34,12 +78,37 @@ def export(
         save_weights(net, card, output)
         print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")
         return
-    export_onnx(net, output, card)
-    h, w = card.input_size
-    x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w)).astype(np.float32)
-    diff = parity(net, output, x)
-    print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB); "
-          f"max abs alpha difference vs torch: {diff:.2e}")
-    if diff > max_diff:
-        output.unlink()
-        raise ValueError(f"parity check failed: {diff:.2e} > {max_diff:.0e}; file removed")
+
+    import torch
+
+    limit = MAX_DIFF[quantize] if max_diff is None else max_diff
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = output if quantize is None else Path(tmp) / "fp32.onnx"
+        export_onnx(net, fp32, card)
+        if quantize == "fp16":
+            to_fp16(fp32, output)
+        elif quantize == "int8":
+            calib = sample_inputs(card, calibration, n=64)
+            with contextlib.redirect_stdout(io.StringIO()):  # the calibrator chats on stdout
+                to_int8(fp32, output, calib)
+        inputs = sample_inputs(card, val or calibration)
+        backend = OnnxBackend(output)
+        with torch.no_grad():
+            diff = max(float(np.abs(net(torch.from_numpy(x)).numpy() - backend.run(x)).max())
+                       for x in inputs)
+        kind = quantize or "float32"
+        print(f"wrote {output} ({kind}, {output.stat().st_size / 1e6:.2f} MB); max abs alpha "
+              f"difference vs torch on {len(inputs)} images: {diff:.2e} (limit {limit:.0e})")
+        failures = [f"parity {diff:.2e} > {limit:.0e}"] if diff > limit else []
+        if val is not None:
+            from segme.evaluate.run import evaluate
+
+            ref = evaluate(fp32, val, progress=False)["all"]["fg_iou"]
+            got = evaluate(backend, val, progress=False)["all"]["fg_iou"]
+            print(f"fg-IoU on {val}: float32 {ref:.2f}, this file {got:.2f} "
+                  f"(change {got - ref:+.2f}, limit -{max_iou_drop})")
+            if ref - got > max_iou_drop:
+                failures.append(f"fg-IoU drop {ref - got:.2f} > {max_iou_drop}")
+    if failures:
+        output.unlink(missing_ok=True)
+        raise ValueError(f"export check failed: {'; '.join(failures)}; {output.name} removed")
