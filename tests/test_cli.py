@@ -215,3 +215,16 @@ def test_int8_needs_calibration(trained, tmp_path):
     proc = run("export", "--model", trained / "run/best.pt", "-o", tmp_path / "m.onnx",
                "--quantize", "int8", ok=False)
     assert_clean_error(proc, "needs --calibration")
+
+
+def test_tflite_export_carries_its_card_and_matches_torch(trained, tmp_path):
+    pytest.importorskip("litert_torch", reason="litert-torch (the export extra) is not installed")
+    out = tmp_path / "m.tflite"
+    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--val",
+               trained / "data/val")
+    assert "max abs alpha difference" in proc.stdout
+    res = run("eval", "--model", out, "--data", trained / "data/val", "--json", tmp_path / "r.json")
+    assert "synth" in res.stdout
+    from segme.runtime.litert import LiteRTBackend
+
+    assert LiteRTBackend(out).card.arch == "test_tiny"

@@ -39,8 +39,9 @@ def sample_inputs(card, folder: Path | None, n: int = 8):
 
 def export(
     model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output: .onnx or .safetensors."),
-    quantize: str = typer.Option(None, help="fp16 or int8 (ONNX only)."),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
+    quantize: str = typer.Option(None, help="fp16 or int8 (ONNX)."),
     calibration: Path = typer.Option(None, help="Folder of photos for INT8 calibration."),
     size: int = typer.Option(None, help="Square input side (default: the size it trained at)."),
     val: Path = typer.Option(None, help="Folder with masks: also gate on the fg-IoU change."),
@@ -48,18 +49,18 @@ def export(
                                    "1e-4 float, 2e-2 fp16, 0.35 int8)."),
     max_iou_drop: float = typer.Option(0.3, help="With --val: max fg-IoU loss in points."),
 ) -> None:
-    """Export a trained model to ONNX (optionally FP16 or INT8) or safetensors weights."""
+    """Export a trained model to ONNX (optionally FP16 or INT8), TFLite or safetensors."""
     import numpy as np
 
     from segme.export.onnx import export_onnx
     from segme.export.quantize import to_fp16, to_int8
     from segme.export.weights import save_weights
-    from segme.runtime.onnx import OnnxBackend
+    from segme.runtime import load_backend
     from segme.train.checkpoint import load_model
 
     suffix = output.suffix.lower()
-    if suffix not in (".onnx", ".safetensors"):
-        raise ValueError(f"output must end in .onnx or .safetensors, got {output.name}")
+    if suffix not in (".onnx", ".tflite", ".safetensors"):
+        raise ValueError(f"output must end in .onnx, .tflite or .safetensors, got {output.name}")
     if quantize not in (None, "fp16", "int8"):
         raise ValueError(f"--quantize must be fp16 or int8, got {quantize!r}")
     if quantize and suffix != ".onnx":
@@ -83,16 +84,20 @@ def export(
 
     limit = MAX_DIFF[quantize] if max_diff is None else max_diff
     with tempfile.TemporaryDirectory() as tmp:
-        fp32 = output if quantize is None else Path(tmp) / "fp32.onnx"
+        fp32 = output if quantize is None and suffix == ".onnx" else Path(tmp) / "fp32.onnx"
         export_onnx(net, fp32, card)
-        if quantize == "fp16":
+        if suffix == ".tflite":
+            from segme.export.tflite import export_tflite
+
+            export_tflite(net, output, card)
+        elif quantize == "fp16":
             to_fp16(fp32, output)
         elif quantize == "int8":
             calib = sample_inputs(card, calibration, n=64)
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrator chats on stdout
                 to_int8(fp32, output, calib)
         inputs = sample_inputs(card, val or calibration)
-        backend = OnnxBackend(output)
+        backend = load_backend(output)
         with torch.no_grad():
             diff = max(float(np.abs(net(torch.from_numpy(x)).numpy() - backend.run(x)).max())
                        for x in inputs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SUFFIXES = {".onnx": "onnx", ".pt": "torch", ".safetensors": "torch"}
+SUFFIXES = {".onnx": "onnx", ".tflite": "litert", ".pt": "torch", ".safetensors": "torch"}
 
 
 def load_backend(path: str | Path, threads: int | None = None):
@@ -23,6 +23,10 @@ def load_backend(path: str | Path, threads: int | None = None):
         from segme.runtime.onnx import OnnxBackend
 
         return OnnxBackend(path, threads)
+    if kind == "litert":
+        from segme.runtime.litert import LiteRTBackend
+
+        return LiteRTBackend(path, threads)
     from segme.runtime.torch import TorchBackend
 
     return TorchBackend(path, threads)

@@ -1,7 +1,8 @@
 """LiteRT (TensorFlow Lite) backend, XNNPACK on the CPU. No torch.
 
-Runs ``.tflite`` files. A file without an embedded segme card (a third-party model such as
-MediaPipe's selfie segmenter) needs its card passed in: input size and normalisation.
+Runs ``.tflite`` files. ``segme export`` writes the ModelCard into the file's metadata; a
+file without one (a third-party model such as MediaPipe's selfie segmenter) needs its card
+passed in: input size and normalisation.
 """
 
 from __future__ import annotations
@@ -10,7 +11,23 @@ from pathlib import Path
 
 import numpy as np
 
-from segme.cards import ModelCard
+from segme.cards import CARD_KEY, ModelCard
+
+
+def read_card(path: Path) -> ModelCard | None:
+    """The segme card in a TFLite file's metadata, or None."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    data = path.read_bytes()
+    try:
+        model = schema.Model.GetRootAs(data, 0)
+        for i in range(model.MetadataLength()):
+            meta = model.Metadata(i)
+            if meta.Name() is not None and meta.Name().decode() == CARD_KEY:
+                return ModelCard.from_json(model.Buffers(meta.Buffer()).DataAsNumpy().tobytes())
+    except (IndexError, ValueError, TypeError, AttributeError):
+        raise ValueError(f"{path} is not a valid TFLite model") from None
+    return None
 
 
 class LiteRTBackend:
@@ -19,7 +36,7 @@ class LiteRTBackend:
     Args:
         path: ``.tflite`` file.
         threads: interpreter threads (None = LiteRT's default).
-        card: the model's card, required until segme's TFLite export embeds one.
+        card: the model's card; default: the one embedded by ``segme export``.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None,
@@ -27,12 +44,13 @@ class LiteRTBackend:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            raise ImportError("running .tflite files needs LiteRT: pip install ai-edge-litert") from None
+            raise ImportError("running .tflite files needs LiteRT: pip install 'segme[litert]'") from None
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
+        card = card or read_card(path)
         if card is None:
-            raise ValueError(f"{path} carries no segme model card; pass one for this model")
+            raise ValueError(f"{path} has no segme model card; export it with `segme export`")
         try:
             self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
             self.interpreter.allocate_tensors()

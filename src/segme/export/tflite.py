@@ -1,0 +1,55 @@
+"""TFLite export through litert-torch (the ``export`` extra), the ModelCard in the file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from segme.cards import CARD_KEY, ModelCard
+from segme.io.files import atomic_output
+
+
+def add_metadata(tflite: bytes, key: str, value: bytes) -> bytes:
+    """Return a copy of a TFLite flatbuffer with one more metadata entry (name -> bytes)."""
+    import flatbuffers
+    import numpy as np
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(tflite, 0))
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(value, np.uint8)
+    model.buffers.append(buf)
+    meta = schema.MetadataT()
+    meta.name = key
+    meta.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), meta]
+    builder = flatbuffers.Builder(len(tflite) + len(value) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def export_tflite(model: torch.nn.Module, path: str | Path, card: ModelCard) -> Path:
+    """Convert ``model.forward`` (alpha out, NCHW in) to a float32 ``.tflite`` file."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
+    try:
+        import litert_torch
+    except ImportError:
+        raise ImportError("TFLite export needs litert-torch: pip install 'segme[export]'") from None
+    h, w = card.input_size
+    x = torch.zeros(1, card.in_channels, h, w)
+    model.eval()
+    logging.getLogger("litert_torch").setLevel(logging.ERROR)
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):  # the converter narrates every pass
+        raw = Path(tmp) / "model.tflite"
+        litert_torch.convert(model, (x,)).export(str(raw))
+        data = add_metadata(raw.read_bytes(), CARD_KEY, card.to_json().encode())
+    with atomic_output(path) as out:
+        out.write_bytes(data)
+    return Path(path)
