@@ -24,12 +24,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from segme.cards import ModelCard
 from segme.cli.models import profile
 from segme.evaluate.run import evaluate
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx, parity
+from segme.export.tflite import export_tflite
 from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
 from segme.train.checkpoint import load_model
@@ -56,6 +58,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
     ap.add_argument("--limit", type=int, help="score only the first N pairs (quick checks)")
+    ap.add_argument("--tflite", action="store_true",
+                    help="also export each model to .tflite and time it with LiteRT")
     args = ap.parse_args()
 
     rows = []
@@ -72,21 +76,31 @@ def main() -> None:
                      "kwargs": card.arch_kwargs, "size": h, "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
         print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
+        if args.tflite:
+            tfl = export_tflite(model, ckpt.with_suffix(".tflite"), card)
+            rows.append({**rows[-1], "file": str(tfl), "runtime": "litert",
+                         "parity": float(np.abs(LiteRTBackend(tfl).run(x) - model(
+                             torch.from_numpy(x)).detach().numpy()).max())})
     if args.mediapipe:
         res = evaluate(mediapipe_backend(args.mediapipe, 2), args.data, limit=args.limit,
                        progress=False)
         rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
                      "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": 106_000,
-                     "macs": None, "parity": None, "results": res, "runtime": "litert"})
+                     "macs": None, "parity": None, "results": res, "runtime": "litert",
+                     "reference": True})
         print(f"scored MediaPipe: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
 
     backends = {}
     for r in rows:
         for t in (1, 2):
-            backends[(r["file"], t)] = (OnnxBackend(r["file"], threads=t) if r["runtime"] == "onnx"
-                                        else mediapipe_backend(Path(r["file"]), t))
+            if r["runtime"] == "onnx":
+                backends[(r["file"], t)] = OnnxBackend(r["file"], threads=t)
+            elif r.get("reference"):
+                backends[(r["file"], t)] = mediapipe_backend(Path(r["file"]), t)
+            else:
+                backends[(r["file"], t)] = LiteRTBackend(r["file"], threads=t)
     med = interleaved_medians(backends, args.runs)
-    ref = next((r for r in rows if r["runtime"] == "litert"), None)
+    ref = next((r for r in rows if r.get("reference")), None)
     for r in rows:
         r["ms_1t"], r["ms_2t"] = med[(r["file"], 1)], med[(r["file"], 2)]
         if ref is not None:
@@ -94,21 +108,23 @@ def main() -> None:
             r["ratio_2t"] = r["ms_2t"] / med[(ref["file"], 2)]
 
     print("\n| model | runtime | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
-          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads | ratio to MediaPipe 1t / 2t |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads | ratio to MediaPipe 1t / 2t "
+          "| max diff vs torch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["results"]
         src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in ("pfcn", "picsart", "ccp")]
         name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
         macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
         ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
+        diff = "-" if r["parity"] is None else f"{r['parity']:.1e}"
         print(f"| {name} | {r['runtime']} | {r['size']} | {r['params'] / 1e3:.0f} K | {macs} | "
               f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
               f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
-              f"{r['ms_2t']:.2f} | {ratio} |")
+              f"{r['ms_2t']:.2f} | {ratio} | {diff} |")
     for name, fg, pf, pa, cc, b in REFERENCE:
         print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
-              f"{cc:.2f} | {b:.1f} | - | - | - | - | - |")
+              f"{cc:.2f} | {b:.1f} | - | - | - | - | - | - |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
