@@ -228,3 +228,12 @@ def test_tflite_export_carries_its_card_and_matches_torch(trained, tmp_path):
     from segme.runtime.litert import LiteRTBackend
 
     assert LiteRTBackend(out).card.arch == "test_tiny"
+
+
+def test_demo_writes_the_four_outputs(photos, tmp_path):
+    pytest.importorskip("skimage", reason="scikit-image (the demo extra) is not installed")
+    _, model = photos
+    run("demo", "--model", model, "--out", tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "astronaut-blurred.jpg", "astronaut-cutout.png", "astronaut-mask.png",
+        "astronaut-replaced.jpg"]

@@ -14,6 +14,7 @@ from segme.cli import bench as bench_cli
 from segme.cli import blur as blur_cli
 from segme.cli import cutout as cutout_cli
 from segme.cli import data as data_cli
+from segme.cli import demo as demo_cli
 from segme.cli import eval as eval_cli
 from segme.cli import export as export_cli
 from segme.cli import mask as mask_cli
@@ -27,6 +28,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("demo")(demo_cli.demo)
 app.command("cutout")(cutout_cli.cutout)
 app.command("replace")(replace_cli.replace)
 app.command("blur")(blur_cli.blur)
