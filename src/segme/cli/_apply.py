@@ -41,13 +41,13 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     if is_camera(source):
         camera = Camera(int(source), duration)
         out.mkdir(parents=True, exist_ok=True)
-        seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+        seg = Segmenter(model, threads=threads)
         apply_camera(camera, out / f"camera{source}-{time.strftime('%Y%m%d-%H%M%S')}", seg,
                      render)
         return
     if is_video(source):
         out.mkdir(parents=True, exist_ok=True)
-        seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+        seg = Segmenter(model, threads=threads)
         apply_video(Path(source), out, seg, render)
         return
     files = expand_images(source)
@@ -61,7 +61,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     if not os.access(out, os.W_OK):
         raise PermissionError(f"output folder is not writable: {out}")
     jobs = max(1, min(jobs, len(files)))
-    seg = Segmenter(model, threads=threads) if model else Segmenter(threads=threads)
+    seg = Segmenter(model, threads=threads)
     inputs = {f.resolve() for f in files}
 
     def one(path: Path) -> str | None:

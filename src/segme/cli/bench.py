@@ -32,7 +32,7 @@ def bench(
     for col in ("model", "input", "threads", "model ms", "pipeline ms", "pipeline fps"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for t in threads:
-        seg = Segmenter(model, threads=t) if model else Segmenter(threads=t)
+        seg = Segmenter(model, threads=t)
         model_ms = statistics.median(time_calls(seg.backend, runs, warmup=10))
         pipe = []
         for _ in range(max(5, runs // 4)):

@@ -22,7 +22,7 @@ def demo(
     from segme.segmenter import Segmenter
 
     image = data.astronaut()  # uint8 [512, 512, 3] RGB, public domain (NASA)
-    seg = Segmenter(model) if model else Segmenter()
+    seg = Segmenter(model)
     alpha = seg(image)
     out.mkdir(parents=True, exist_ok=True)
     outputs = {
