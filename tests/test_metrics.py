@@ -8,7 +8,8 @@ import pytest
 
 from segme.evaluate.metrics import METRIC_KEYS, MetricAccumulator, format_table, source_of
 
-IOU_KEYS = ("fg_iou", "miou", "mean_iou", "boundary_iou", "mean_boundary_iou", "pixel_acc")
+IOU_KEYS = ("fg_iou", "miou", "mean_iou", "boundary_iou", "mean_boundary_iou", "boundary_iou_cheng",
+            "pixel_acc")
 ERROR_KEYS = ("mad", "mse", "sad", "grad", "conn")
 
 
@@ -114,19 +115,18 @@ def test_set_level_iou_differs_from_mean_per_image():
     assert r["images"] == 2
 
 
-def test_boundary_iou_square_vs_shifted_square():
+def test_cheng_boundary_iou_square_vs_shifted_square():
     # 10x10 image: diagonal 14.1, 2 % of it rounds to 0 -> band width d = 1 px, so each band
     # is the outer one-pixel ring of its 6x6 square: 36 - 16 = 20 px.
     truth = square(10, 10, 2, 2, 6)  # rows 2..7, cols 2..7
     pred = square(10, 10, 2, 3, 6)  # rows 2..7, cols 3..8
     # The rings share only rows 2 and 7, cols 3..7: 10 px. Union = 20 + 20 - 10 = 30.
     r = single(pred, truth)
-    assert r["boundary_iou"] == pytest.approx(100 * 10 / 30)
-    assert r["mean_boundary_iou"] == pytest.approx(100 * 10 / 30)
+    assert r["boundary_iou_cheng"] == pytest.approx(100 * 10 / 30)
     assert r["fg_iou"] == pytest.approx(100 * 30 / 42)
 
 
-def test_boundary_iou_counts_the_image_border_as_edge():
+def test_cheng_boundary_iou_counts_the_image_border_as_edge():
     # As in the official implementation (zero padding before erosion), a mask touching the
     # image border has a band along it. Prediction: the whole 10x10 image, band = outer ring
     # of 36 px. Truth: columns 0..4, band = its ring of 50 - 24 = 26 px. Shared: rows 0 and 9
@@ -134,11 +134,11 @@ def test_boundary_iou_counts_the_image_border_as_edge():
     truth = np.zeros((10, 10), np.float32)
     truth[:, :5] = 1.0
     pred = np.ones((10, 10), np.float32)
-    assert single(pred, truth)["boundary_iou"] == pytest.approx(100 * 18 / 44)
-    assert single(pred, pred)["boundary_iou"] == pytest.approx(100.0)
+    assert single(pred, truth)["boundary_iou_cheng"] == pytest.approx(100 * 18 / 44)
+    assert single(pred, pred)["boundary_iou_cheng"] == pytest.approx(100.0)
 
 
-def test_boundary_band_width_scales_with_the_diagonal():
+def test_cheng_band_width_scales_with_the_diagonal():
     # 100x100: diagonal 141.4, 2 % -> d = 3; a 3-px shift of a 40-px square.
     truth = square(100, 100, 30, 30, 40)
     pred = square(100, 100, 30, 33, 40)
@@ -146,16 +146,37 @@ def test_boundary_band_width_scales_with_the_diagonal():
     # (2 * 3 * 37 = 222); on rows 33..66 the side strips (cols 30..32, 67..69 vs 33..35,
     # 70..72) do not meet. Union = 444 + 444 - 222 = 666.
     expected = 100 * 222 / 666
-    assert single(pred, truth)["boundary_iou"] == pytest.approx(expected)
+    assert single(pred, truth)["boundary_iou_cheng"] == pytest.approx(expected)
 
 
-def test_boundary_iou_set_level_sums_intersections_and_unions():
+def test_cheng_boundary_iou_set_level_sums_intersections_and_unions():
     acc = MetricAccumulator()
     acc.update(square(10, 10, 2, 3, 6), square(10, 10, 2, 2, 6))  # I = 10, U = 30
     acc.update(square(10, 10, 2, 2, 6), square(10, 10, 2, 2, 6))  # I = U = 20
     r = acc.result()["all"]
-    assert r["boundary_iou"] == pytest.approx(100 * 30 / 50)
-    assert r["mean_boundary_iou"] == pytest.approx((100 * 10 / 30 + 100) / 2)
+    assert r["boundary_iou_cheng"] == pytest.approx(100 * 30 / 50)
+
+
+def test_reference_boundary_iou_by_hand():
+    # 8x8: d = 1. Truth = cols 0..3, prediction = cols 0..4 (all rows). Edge pixels: truth
+    # cols 3-4, prediction cols 4-5; the band (1 px around them) is cols 2..6. Inside it
+    # G & P = cols 2-3 (16 px), G | P = cols 2-4 (24 px).
+    truth = np.zeros((8, 8), np.float32)
+    truth[:, :4] = 1
+    pred = np.zeros((8, 8), np.float32)
+    pred[:, :5] = 1
+    assert single(pred, truth)["boundary_iou"] == pytest.approx(100 * 16 / 24)
+    # The image border is no edge: an all-person prediction has none; the band is the
+    # truth's cols 2..5, G & P = cols 2-3 (16), G | P = cols 2-5 (32).
+    assert single(np.ones((8, 8), np.float32), truth)["boundary_iou"] == pytest.approx(50.0)
+    assert single(np.ones((8, 8), np.float32), np.ones((8, 8), np.float32))[
+        "boundary_iou"] == pytest.approx(100.0)
+    acc = MetricAccumulator()
+    acc.update(pred, truth)
+    acc.update(np.ones((8, 8), np.float32), truth)
+    r = acc.result()["all"]
+    assert r["boundary_iou"] == pytest.approx(100 * 32 / 56)  # sums, not a mean of ratios
+    assert r["mean_boundary_iou"] == pytest.approx((100 * 16 / 24 + 50) / 2)
 
 
 def test_per_source_grouping():

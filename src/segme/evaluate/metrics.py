@@ -17,19 +17,26 @@ per image and averaged. IoU-type values are percentages (0..100).
   IoU TN / (TN + FN + FP) of the same summed confusion matrix.
 - ``mean_iou``: foreground IoU of each image, averaged over images. An image where neither
   truth nor prediction has a person pixel scores 100.
-- ``boundary_iou``: Boundary IoU (Cheng et al., CVPR 2021), set-level, as in the official
-  implementation (``boundary_iou_api``, ``mask_to_boundary``). Band width
-  d = round(``boundary_ratio`` * sqrt(H^2 + W^2)), at least 1 px (d = 16 for 640x480).
+- ``boundary_iou``: IoU inside a band around both edges, the definition of the reference
+  numbers in ``data/README.md`` (it reproduces MediaPipe's 82.0 there). Band width
+  d = round(``boundary_ratio`` * sqrt(H^2 + W^2)), at least 1 px (d = 16 for 640x480). The
+  edge pixels of a mask are those whose 3x3 neighbourhood holds both person and background
+  (inner and outer contour; the image border is not an edge). The band B is every pixel
+  within chessboard distance d of an edge pixel of the truth or of the prediction.
+  Per image I = |G ∩ P ∩ B| and U = |(G ∪ P) ∩ B|; ``boundary_iou`` is sum(I) / sum(U) over
+  all images.
+- ``mean_boundary_iou``: that I / U per image, averaged; an image with no edge in either
+  mask scores 100.
+- ``boundary_iou_cheng``: Boundary IoU of Cheng et al. (CVPR 2021), set-level, as in the
+  official implementation (``boundary_iou_api``, ``mask_to_boundary``), same d.
   ``G_d ∩ G`` is the inner band of the truth: person pixels whose (2d+1) x (2d+1) square
   neighbourhood holds a background pixel, i.e. within chessboard distance d of the
   background. It is ``G`` minus ``G`` eroded by that square with zeros outside the image,
   which is what the official code's 1-px zero padding plus d erosions by a 3x3 square
   compute: the image border counts as an edge, so a mask touching the border has a band
-  along it. ``P_d ∩ P`` likewise for the prediction. Per image,
-  I = |(G_d ∩ G) ∩ (P_d ∩ P)| and U = |(G_d ∩ G) ∪ (P_d ∩ P)|; ``boundary_iou`` is
-  sum(I) / sum(U) over all images (how the reference numbers are computed).
-- ``mean_boundary_iou``: I / U per image, averaged; an image with no band in either mask
-  (no person in truth and prediction) scores 100.
+  along it. ``P_d ∩ P`` likewise for the prediction. With
+  I = |(G_d ∩ G) ∩ (P_d ∩ P)| and U = |(G_d ∩ G) ∪ (P_d ∩ P)| per image, it is
+  sum(I) / sum(U). It is stricter than ``boundary_iou`` (only the inner bands count).
 - ``pixel_acc``: binary pixel accuracy, set-level: (TP + TN) / all pixels, in percent.
 
 Alpha errors use the soft values (no threshold), over the whole image (no trimap), per
@@ -70,6 +77,7 @@ METRIC_KEYS = (
     "mean_iou",
     "boundary_iou",
     "mean_boundary_iou",
+    "boundary_iou_cheng",
     "pixel_acc",
     "mad",
     "mse",
@@ -110,6 +118,8 @@ class _Totals:
     tn: int = 0
     band_inter: int = 0
     band_union: int = 0
+    cheng_inter: int = 0
+    cheng_union: int = 0
     iou: float = 0.0
     boundary_iou: float = 0.0
     mad: float = 0.0
@@ -135,6 +145,7 @@ class _Totals:
             "mean_iou": self.iou / n,
             "boundary_iou": 100.0 * _ratio(self.band_inter, self.band_union),
             "mean_boundary_iou": self.boundary_iou / n,
+            "boundary_iou_cheng": 100.0 * _ratio(self.cheng_inter, self.cheng_union),
             "pixel_acc": 100.0 * _ratio(self.tp + self.tn, self.tp + self.tn + self.fp + self.fn),
             "mad": self.mad / n,
             "mse": self.mse / n,
@@ -213,10 +224,11 @@ class MetricAccumulator:
         tn = n_pix - tp - fp - fn
 
         d = _boundary_width(p.shape, self.boundary_ratio)
+        band = _edge_band(pm, tm, d)
+        band_inter = int(np.count_nonzero(pm & tm & band))
+        band_union = int(np.count_nonzero((pm | tm) & band))
         pb = _inner_band(pm, d)
         tb = _inner_band(tm, d)
-        band_inter = int(np.count_nonzero(pb & tb))
-        band_union = int(np.count_nonzero(pb | tb))
 
         abs_sum = cv2.norm(p, t, cv2.NORM_L1)
         sq_sum = cv2.norm(p, t, cv2.NORM_L2SQR)
@@ -227,6 +239,8 @@ class MetricAccumulator:
             tn=tn,
             band_inter=band_inter,
             band_union=band_union,
+            cheng_inter=int(np.count_nonzero(pb & tb)),
+            cheng_union=int(np.count_nonzero(pb | tb)),
             iou=100.0 * _ratio(tp, tp + fp + fn),
             boundary_iou=100.0 * _ratio(band_inter, band_union),
             mad=abs_sum / n_pix,
@@ -245,6 +259,7 @@ class MetricAccumulator:
             "fg_iou": s["fg_iou"],
             "miou": s["miou"],
             "boundary_iou": s["boundary_iou"],
+            "boundary_iou_cheng": s["boundary_iou_cheng"],
             "pixel_acc": s["pixel_acc"],
             "mad": s["mad"],
             "mse": s["mse"],
@@ -355,6 +370,24 @@ def _as_alpha(x: np.ndarray, what: str) -> np.ndarray:
             "floats by 1/255 or apply the sigmoid to logits first"
         )
     return x
+
+
+def _edge_band(pred: np.ndarray, truth: np.ndarray, d: int) -> np.ndarray:
+    """Pixels within chessboard distance ``d`` of an edge of either mask (``boundary_iou``).
+
+    An edge pixel has both values in its 3x3 neighbourhood; the image is extended by
+    replicating its border, so the border itself is never an edge.
+    """
+    k3 = np.ones((3, 3), np.uint8)
+    edges = np.zeros(pred.shape, np.uint8)
+    for m in (pred, truth):
+        u = m.view(np.uint8)
+        dil = cv2.dilate(u, k3, borderType=cv2.BORDER_REPLICATE)
+        ero = cv2.erode(u, k3, borderType=cv2.BORDER_REPLICATE)
+        edges |= dil != ero
+    band = cv2.dilate(edges, np.ones((2 * d + 1, 2 * d + 1), np.uint8),
+                      borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return band.astype(bool)
 
 
 def _inner_band(mask: np.ndarray, d: int) -> np.ndarray:
