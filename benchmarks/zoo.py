@@ -85,7 +85,7 @@ def main() -> None:
         res = evaluate(mediapipe_backend(args.mediapipe, 2), args.data, limit=args.limit,
                        progress=False)
         rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
-                     "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": 106_000,
+                     "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": None,
                      "macs": None, "parity": None, "results": res, "runtime": "litert",
                      "reference": True})
         print(f"scored MediaPipe: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
@@ -118,7 +118,8 @@ def main() -> None:
         macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
         ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
         diff = "-" if r["parity"] is None else f"{r['parity']:.1e}"
-        print(f"| {name} | {r['runtime']} | {r['size']} | {r['params'] / 1e3:.0f} K | {macs} | "
+        params = f"{r['params'] / 1e3:.0f} K" if r["params"] else "-"
+        print(f"| {name} | {r['runtime']} | {r['size']} | {params} | {macs} | "
               f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
               f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
               f"{r['ms_2t']:.2f} | {ratio} | {diff} |")

@@ -237,3 +237,13 @@ def test_demo_writes_the_four_outputs(photos, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "astronaut-blurred.jpg", "astronaut-cutout.png", "astronaut-mask.png",
         "astronaut-replaced.jpg"]
+
+
+def test_built_in_model_is_listed_and_used_by_default(photos, tmp_path):
+    from PIL import Image
+
+    listing = run("models", "list").stdout
+    assert "sinet-portraits-192.onnx" in listing and "built-in weights" in listing
+    root, _ = photos
+    run("cutout", root / "plain.jpg", "--out", tmp_path)  # no --model: the built-in one
+    assert Image.open(tmp_path / "plain.png").size == (40, 48)

@@ -91,3 +91,14 @@ def test_inference_path_never_imports_torch(tiny_onnx):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_default_segmenter_is_the_shipped_model_with_its_numbers():
+    from segme import Segmenter
+    from segme.segmenter import DEFAULT_MODEL
+
+    seg = Segmenter()
+    assert DEFAULT_MODEL.is_file() and seg.card.arch == "sinet"
+    assert seg.card.metrics["fg_iou"] > 90 and "portraits" in seg.card.notes
+    alpha = seg(np.zeros((120, 90, 3), np.uint8))
+    assert alpha.shape == (120, 90)

@@ -37,6 +37,21 @@ def sample_inputs(card, folder: Path | None, n: int = 8):
     return [prepare(img, card)[0] for img in images]
 
 
+def card_metrics(path: Path) -> dict[str, float]:
+    """The headline numbers of a ``segme eval --json`` file, flattened for a ModelCard."""
+    import json
+
+    try:
+        results = json.loads(path.read_text())
+        out = {f"{k}": round(float(results["all"][k]), 4)
+               for k in ("fg_iou", "boundary_iou", "miou", "mad")}
+        out.update({f"{src}_fg_iou": round(float(r["fg_iou"]), 4)
+                    for src, r in results.items() if src != "all"})
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--metrics {path} is not a `segme eval --json` file ({e})") from None
+    return out
+
+
 def export(
     model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`."),
     output: Path = typer.Option(..., "-o", "--output",
@@ -48,6 +63,8 @@ def export(
     max_diff: float = typer.Option(None, help="Max abs alpha difference vs torch (default "
                                    "1e-4 float, 2e-2 fp16, 0.35 int8)."),
     max_iou_drop: float = typer.Option(0.3, help="With --val: max fg-IoU loss in points."),
+    metrics: Path = typer.Option(None, help="`segme eval --json` output to record in the card."),
+    notes: str = typer.Option(None, help="Provenance text for the card (data, recipe)."),
 ) -> None:
     """Export a trained model to ONNX (optionally FP16 or INT8), TFLite or safetensors."""
     import numpy as np
@@ -75,6 +92,10 @@ def export(
     net, card = load_model(model)
     if size:
         card = net.card(size)
+    if metrics is not None:
+        card.metrics = card_metrics(metrics)
+    if notes:
+        card.notes = notes
     if suffix == ".safetensors":
         save_weights(net, card, output)
         print(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")

@@ -53,7 +53,28 @@ def list_cmd(
         p = profile(name, size)
         table.add_row(name, f"{p['params']:,}", f"{p['macs'] / 1e6:.1f}", f"{p['size']}",
                       str(p["size_divisor"]), p["loss_recipe"], p["summary"])
-    Console(width=160).print(table)
+    console = Console(width=160)
+    console.print(table)
+    builtin(console)
+
+
+def builtin(console) -> None:
+    """The weights shipped in the package, with the numbers their cards record."""
+    from segme.runtime.onnx import OnnxBackend
+    from segme.segmenter import DEFAULT_MODEL, WEIGHTS
+
+    table = Table(title="built-in weights (validation: ../shared/data/portraits/val)")
+    for col in ("file", "arch", "input", "fg-IoU", "boundary IoU", "pfcn", "picsart", "ccp",
+                "default"):
+        table.add_column(col)
+    for path in sorted(WEIGHTS.glob("*.onnx")):
+        card = OnnxBackend(path).card
+        cells = [f"{card.metrics[k]:.2f}" if k in card.metrics else "-"
+                 for k in ("fg_iou", "boundary_iou", "pfcn_fg_iou", "picsart_fg_iou",
+                           "ccp_fg_iou")]
+        table.add_row(path.name, card.arch, f"{card.input_size[1]}x{card.input_size[0]}",
+                      *cells, "yes" if path == DEFAULT_MODEL else "")
+    console.print(table)
 
 
 @app.command("info")
