@@ -111,6 +111,16 @@ def seed_transform(transform: A.BaseCompose, seed: int) -> None:
     transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
 
 
+def _hue_saturation(s: Strength, p: float) -> A.HueSaturationValue:
+    """Hue / saturation / value shifts that scale with the preset's colour strength."""
+    return A.HueSaturationValue(
+        hue_shift_limit=round(40 * s.color),
+        sat_shift_limit=round(100 * s.color),
+        val_shift_limit=round(60 * s.color),
+        p=p,
+    )
+
+
 def build_train_transform(
     size: Size, strength: str = "default", min_scale: float | None = None
 ) -> A.Compose:
@@ -148,12 +158,7 @@ def build_train_transform(
         ),
         A.HorizontalFlip(p=0.5),
         A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=0.7),
-        A.HueSaturationValue(
-            hue_shift_limit=round(40 * s.color),
-            sat_shift_limit=round(100 * s.color),
-            val_shift_limit=round(60 * s.color),
-            p=0.5,
-        ),
+        _hue_saturation(s, p=0.5),
         A.RandomToneCurve(scale=0.15, p=s.tone_p),
         A.MotionBlur(blur_limit=(3, 7), p=s.blur_p),
         A.GaussNoise(std_range=(0.01, 0.05), p=s.noise_p),
@@ -189,12 +194,7 @@ def texture_transform(strength: str = "default") -> A.Compose:
     return A.Compose(
         [
             A.RandomBrightnessContrast(brightness_limit=s.color, contrast_limit=s.color, p=1.0),
-            A.HueSaturationValue(
-                hue_shift_limit=round(40 * s.color),
-                sat_shift_limit=round(100 * s.color),
-                val_shift_limit=round(60 * s.color),
-                p=0.7,
-            ),
+            _hue_saturation(s, p=0.7),
             A.RandomGamma(gamma_limit=(70, 140), p=0.3),
             A.OneOf(
                 [A.GaussianBlur(sigma_limit=(0.3, 1.5)), A.MotionBlur(blur_limit=(3, 7))], p=0.3
