@@ -86,7 +86,10 @@ def test_inference_path_never_imports_torch(tiny_onnx):
         "from segme import Segmenter\n"
         f"a = Segmenter({str(tiny_onnx)!r})(np.zeros((20, 30, 3), np.uint8))\n"
         "assert a.shape == (20, 30)\n"
-        "import segme.effects, segme.io.images, segme.preprocess, segme.postprocess\n"
+        "import segme.effects, segme.io.images, segme.io.sources, segme.io.video\n"
+        "import segme.io.camera, segme.io.files, segme.preprocess, segme.postprocess\n"
+        "import segme.runtime, segme.runtime.onnx, segme.runtime.litert, segme.cli.main\n"
+        "import segme.evaluate.metrics, segme.evaluate.run, segme.data.folders\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -102,3 +105,14 @@ def test_default_segmenter_is_the_shipped_model_with_its_numbers():
     assert seg.card.metrics["fg_iou"] > 90 and "portraits" in seg.card.notes
     alpha = seg(np.zeros((120, 90, 3), np.uint8))
     assert alpha.shape == (120, 90)
+
+
+def test_models_never_import_train_serve_or_cli():
+    code = (
+        "import sys, segme.models\n"
+        "bad = [m for m in sys.modules if m.startswith(('segme.train', 'segme.serve', "
+        "'segme.cli'))]\n"
+        "assert not bad, bad\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
