@@ -247,3 +247,16 @@ def test_built_in_model_is_listed_and_used_by_default(photos, tmp_path):
     root, _ = photos
     run("cutout", root / "plain.jpg", "--out", tmp_path)  # no --model: the built-in one
     assert Image.open(tmp_path / "plain.png").size == (40, 48)
+
+
+def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):
+    from PIL import Image
+
+    _, model = photos
+    Image.new("1", (16000, 12000)).save(tmp_path / "bomb.png")  # 192 Mpx, a 23 kB file
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    proc = run("mask", tmp_path, "--out", tmp_path / "out", "--model", model, ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "bomb.png" in proc.stderr and "exceeds limit" in proc.stderr
+    assert "empty.jpg" in proc.stderr
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
