@@ -30,6 +30,18 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
 
     model = onnx.load(str(src))
     half = convert_float_to_float16(model, keep_io_types=True)
+    # the converter inserts one Cast per consumer of a shared constant (e.g. the scales of
+    # several Resize ops), all identical and writing the same tensor, which ONNX Runtime
+    # rejects: keep the first of each
+    seen: set[bytes] = set()
+    unique = []
+    for node in half.graph.node:
+        key = node.SerializeToString()
+        if key not in seen:
+            seen.add(key)
+            unique.append(node)
+    del half.graph.node[:]
+    half.graph.node.extend(unique)
     del half.metadata_props[:]
     _copy_card(model, half)
     with atomic_output(dst) as tmp:
