@@ -10,6 +10,12 @@ from PIL import Image
 from segme.io.images import ImageError
 
 
+def run_fresh_python(code: str) -> None:
+    """Run ``code`` in a new interpreter (a clean ``sys.modules``); fail with its stderr."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.fixture(scope="module")
 def tiny_onnx(tmp_path_factory):
     import torch
@@ -92,8 +98,7 @@ def test_inference_path_never_imports_torch(tiny_onnx):
         "import segme.evaluate.metrics, segme.evaluate.run, segme.data.folders\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_fresh_python(code)
 
 
 def test_default_segmenter_is_the_shipped_model_with_its_numbers():
@@ -114,5 +119,4 @@ def test_models_never_import_train_serve_or_cli():
         "'segme.cli'))]\n"
         "assert not bad, bad\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
+    run_fresh_python(code)
