@@ -150,3 +150,30 @@ def test_missing_camera_is_one_line(tmp_path, model):
     proc = run("blur", "7", "--out", tmp_path, "--model", model)
     assert proc.returncode == 2 and proc.stderr.strip() == (
         "error: cannot open camera 7: no such device, or it is busy")
+
+
+def test_video_background_loops_under_a_longer_clip(tmp_path, model):
+    src = make_video(tmp_path / "talk.mp4", frames=12)
+    bg = make_video(tmp_path / "waves.mp4", frames=5, size=(30, 90), audio=False)
+    proc = run("replace", src, "--bg", bg, "--out", tmp_path / "o", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    frames, audio, _, _ = streams(tmp_path / "o/talk.mp4")
+    assert frames == 12 and audio > 0  # 5 background frames played 2.4 times
+    # photos take the background's frames in turn too
+    from PIL import Image
+
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "p.png")
+    proc = run("replace", tmp_path / "p.png", "--bg", bg, "--out", tmp_path / "o2", "--model",
+               model)
+    assert proc.returncode == 0 and (tmp_path / "o2/p.png").exists()
+
+
+def test_looping_frames_start_over(tmp_path):
+    from segme.io.video import LoopingFrames
+
+    bg = make_video(tmp_path / "bg.mp4", frames=3, audio=False)
+    frames = LoopingFrames(bg)
+    got = [next(frames) for _ in range(7)]
+    assert np.array_equal(got[0], got[3]) and np.array_equal(got[1], got[4])
+    assert not np.array_equal(got[0], got[1])
+    frames.close()

@@ -10,7 +10,8 @@ from segme.cli import _options as opt
 
 
 def replace(source: str = opt.SOURCE,
-            bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b) or an image file."),
+            bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b), an image file, or "
+                                   "a video file (played along, looping)."),
             out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
             jobs: int = opt.JOBS, duration: float = opt.DURATION,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
@@ -20,12 +21,19 @@ def replace(source: str = opt.SOURCE,
     from segme import effects
     from segme.cli._apply import apply, same_suffix
     from segme.io.images import read_image
+    from segme.io.video import LoopingFrames, is_video
 
     if fit not in ("fill", "fit"):
         raise ValueError(f"--fit must be fill or fit, got {fit!r}")
-    background = read_image(bg) if Path(bg).is_file() else effects.parse_color(bg)
+    if is_video(bg):
+        frames = LoopingFrames(bg)
+        next_background = lambda: next(frames)  # noqa: E731
+    else:
+        still = read_image(bg) if Path(bg).is_file() else effects.parse_color(bg)
+        next_background = lambda: still  # noqa: E731
 
     def render(image, alpha, path):
+        background = next_background()
         if harmonize and not isinstance(background, tuple):
             image = effects.color_transfer(image, alpha, background, harmonize)
         return effects.replace_background(image, alpha, background, fit), same_suffix(path)

@@ -160,3 +160,36 @@ def _video_stream(out, fps: Fraction, alpha: bool, shape: tuple[int, ...]):
         stream.width, stream.height = w + w % 2, h + h % 2
     stream.time_base = Fraction(1) / fps
     return stream
+
+
+class LoopingFrames:
+    """Endless RGB frames of a video, starting over at its end (a moving background).
+
+    Thread-safe: parallel workers each take the next frame.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import threading
+
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._reader = VideoReader(self.path)
+        self._it = iter(self._reader)
+
+    def __next__(self) -> np.ndarray:
+        with self._lock:
+            frame = next(self._it, None)
+            if frame is None:  # the end: start over
+                self._reader.close()
+                self._reader = VideoReader(self.path)
+                self._it = iter(self._reader)
+                frame = next(self._it, None)
+                if frame is None:
+                    raise VideoError(f"{self.path} has no frames to use as a background")
+            return frame
+
+    def __iter__(self) -> LoopingFrames:
+        return self
+
+    def close(self) -> None:
+        self._reader.close()
