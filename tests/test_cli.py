@@ -163,7 +163,8 @@ def test_cutout_replace_blur(photos, tmp_path):
     run("replace", root / "plain.jpg", "--bg", root / "rgba.png", "--fit", "fit", "--out",
         tmp_path / "r2", "--model", model, "--harmonize", "0.5")
     assert Image.open(tmp_path / "r2/plain.jpg").size == (40, 48)
-    run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30)
+    run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30,
+        "--refine")
     assert Image.open(tmp_path / "b/plain.jpg").mode == "RGB"
 
 

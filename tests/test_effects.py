@@ -77,3 +77,20 @@ def test_colour_transfer_and_seamless_clone(scene):
     assert np.abs(out[far].astype(int) - (20, 40, 200)).mean() < 30
     empty = effects.seamless_clone(image, np.zeros_like(alpha), bg)
     assert (empty == bg[0, 0]).all()
+
+
+def test_refine_snaps_a_blurry_edge_to_the_image_edge():
+    import cv2
+
+    alpha = np.zeros((120, 120), np.float32)
+    alpha[30:90, 40:80] = 1
+    image = np.where(alpha[:, :, None] > 0.5, 200, 40).astype(np.uint8).repeat(3, 2)
+    soft = cv2.GaussianBlur(alpha, (0, 0), 3)  # what an upsampled low-res alpha looks like
+    ref = effects.refine(soft, image, radius=8)
+    assert ref.shape == alpha.shape and 0 <= ref.min() <= ref.max() <= 1
+    # the 0.5 crossing stays where the image edge is, and the transition becomes a step
+    np.testing.assert_array_equal(ref >= 0.5, alpha >= 0.5)
+    row = 60
+    assert ref[row, 39] < 0.3 and ref[row, 40] > 0.7
+    transition = lambda a: int(((a > 0.2) & (a < 0.8)).sum())  # noqa: E731
+    assert transition(ref) < 0.2 * transition(soft)

@@ -18,3 +18,4 @@ JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in paral
 def threads_for(threads: int | None, jobs: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
+REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")

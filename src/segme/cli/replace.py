@@ -13,7 +13,7 @@ def replace(source: str = opt.SOURCE,
             bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b), an image file, or "
                                    "a video file (played along, looping)."),
             out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
-            jobs: int = opt.JOBS, duration: float = opt.DURATION,
+            jobs: int = opt.JOBS, duration: float = opt.DURATION, refine: bool = opt.REFINE,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
             harmonize: float = typer.Option(0.0, help="Colour transfer towards the background, 0..1."),
             ) -> None:
@@ -33,6 +33,8 @@ def replace(source: str = opt.SOURCE,
         next_background = lambda: still  # noqa: E731
 
     def render(image, alpha, path):
+        if refine:
+            alpha = effects.refine(alpha, image)
         background = next_background()
         if harmonize and not isinstance(background, tuple):
             image = effects.color_transfer(image, alpha, background, harmonize)
