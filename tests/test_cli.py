@@ -261,3 +261,22 @@ def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):
     assert "bomb.png" in proc.stderr and "exceeds limit" in proc.stderr
     assert "empty.jpg" in proc.stderr
     assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
+
+
+def test_tflite_int8_export_is_gated_and_runs(trained, tmp_path):
+    pytest.importorskip("ai_edge_quantizer", reason="the export extra is not installed")
+    import numpy as np
+
+    from segme.runtime.litert import LiteRTBackend
+
+    out = tmp_path / "m8.tflite"
+    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", "int8",
+               "--calibration", trained / "data/train/images", "--val", trained / "data/val")
+    assert "int8" in proc.stdout and "fg-IoU on" in proc.stdout
+    backend = LiteRTBackend(out)
+    assert backend.card.arch == "test_tiny"
+    alpha = backend.run(np.zeros((1, 3, 32, 32), np.float32))
+    assert alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
+    assert_clean_error(run("export", "--model", trained / "run/best.pt", "-o",
+                           tmp_path / "x.tflite", "--quantize", "fp16", ok=False),
+                       "not available for .tflite")

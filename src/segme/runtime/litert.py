@@ -67,8 +67,25 @@ class LiteRTBackend:
         outs = []
         for sample in np.asarray(x, np.float32):  # the file's batch axis is fixed at 1
             t = sample.transpose(1, 2, 0) if self._nhwc else sample
-            self.interpreter.set_tensor(self._in["index"], np.ascontiguousarray(t[None]))
+            self.interpreter.set_tensor(self._in["index"], _quantize(t[None], self._in))
             self.interpreter.invoke()
-            y = self.interpreter.get_tensor(self._out["index"])[0]
+            y = _dequantize(self.interpreter.get_tensor(self._out["index"]), self._out)[0]
             outs.append(y.transpose(2, 0, 1) if y.ndim == 3 and y.shape[-1] == 1 else y)
         return np.stack(outs).reshape(len(outs), 1, *outs[0].shape[-2:])
+
+
+def _quantize(x: np.ndarray, detail: dict) -> np.ndarray:
+    """Float input -> the tensor's type (integer models take scale / zero-point inputs)."""
+    dtype = detail["dtype"]
+    if dtype == np.float32:
+        return np.ascontiguousarray(x, np.float32)
+    scale, zero = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(y: np.ndarray, detail: dict) -> np.ndarray:
+    if y.dtype == np.float32:
+        return y
+    scale, zero = detail["quantization"]
+    return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
