@@ -1,4 +1,4 @@
-"""What deployment formats cost and win: ONNX FP32 / FP16 / INT8 and TFLite, one model.
+"""What deployment formats cost and win: ONNX FP32 / FP16 / INT8, TFLite FP32 / INT8.
 
 For one checkpoint: export every format (INT8 calibrated on a folder of photos), score each
 on a validation folder (fg-IoU and its change against FP32), and time, with 1 and 2
@@ -36,7 +36,7 @@ from segme.evaluate.run import evaluate
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx
 from segme.export.quantize import to_fp16, to_int8
-from segme.export.tflite import export_tflite
+from segme.export.tflite import export_tflite, tflite_int8
 from segme.segmenter import Segmenter
 from segme.train.checkpoint import load_model
 
@@ -80,12 +80,15 @@ def main() -> None:
     model, card = load_model(args.checkpoint)
     out = Path(tempfile.mkdtemp(prefix="segme-deploy-"))
     files = {"onnx fp32": out / "fp32.onnx", "onnx fp16": out / "fp16.onnx",
-             "onnx int8": out / "int8.onnx", "tflite fp32": out / "fp32.tflite"}
+             "onnx int8": out / "int8.onnx", "tflite fp32": out / "fp32.tflite",
+             "tflite int8": out / "int8.tflite"}
     export_onnx(model, files["onnx fp32"], card)
     to_fp16(files["onnx fp32"], files["onnx fp16"])
+    calibration = sample_inputs(card, args.calibration, 64)
     with contextlib.redirect_stdout(io.StringIO()):
-        to_int8(files["onnx fp32"], files["onnx int8"], sample_inputs(card, args.calibration, 64))
+        to_int8(files["onnx fp32"], files["onnx int8"], calibration)
     export_tflite(model, files["tflite fp32"], card)
+    tflite_int8(files["tflite fp32"], files["tflite int8"], card, calibration)
 
     iou = {k: evaluate(f, args.val, threads=2, progress=False)["all"]["fg_iou"]
            for k, f in files.items()}
