@@ -177,3 +177,10 @@ def test_looping_frames_start_over(tmp_path):
     assert np.array_equal(got[0], got[3]) and np.array_equal(got[1], got[4])
     assert not np.array_equal(got[0], got[1])
     frames.close()
+
+
+def test_output_name_keeps_dots_in_the_stem(tmp_path, model):
+    src = make_video(tmp_path / "take.2.final.mp4", frames=4, audio=False)
+    proc = run("blur", src, "--out", tmp_path / "o", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["take.2.final.mp4"]

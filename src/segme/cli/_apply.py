@@ -92,37 +92,41 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
         raise SystemExit(1)
 
 
+def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
+                    source: Path | None = None) -> tuple[Path, int]:
+    """Write rendered frames to ``<stem>.mp4``, or ``<stem>.mov`` when they carry alpha
+    (decided by the first frame); never over ``source``. Returns (file, frames written)."""
+    import itertools
+
+    from segme.io.video import write_video
+
+    first = next(stream, None)
+    if first is None:
+        raise ValueError(f"{source or 'the camera'} gave no frames")
+    target = Path(f"{stem}{'.mov' if first.ndim == 3 and first.shape[2] == 4 else '.mp4'}")
+    if source is not None and target.resolve() == source.resolve():
+        raise ValueError(f"{source}: refusing to overwrite the input; choose another --out")
+    n = write_video(itertools.chain([first], stream), target, fps, audio_from=audio_from)
+    return target, n
+
+
 def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
     """Segment and render every frame of a video; returns the written file."""
     from rich.progress import Progress
 
-    from segme.io.video import VideoReader, write_video
+    from segme.io.video import VideoReader
 
     with VideoReader(path) as reader, Progress(transient=True,
                                               disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"{path.name}", total=reader.frames or None)
-        frames = iter(reader)
 
         def rendered():
-            for frame in frames:
+            for frame in reader:
                 yield render(frame, seg(frame), path)[0]
                 bar.advance(task)
 
-        stream = rendered()
-        first = next(stream, None)
-        if first is None:
-            raise ValueError(f"{path} has no frames")
-        suffix = ".mov" if first.ndim == 3 and first.shape[2] == 4 else ".mp4"
-        target = out / f"{path.stem}{suffix}"
-        if target.resolve() == path.resolve():
-            raise ValueError(f"{path}: refusing to overwrite the input; choose another --out")
-
-        def all_frames():
-            yield first
-            yield from stream
-
-        n = write_video(all_frames(), target, reader.fps,
-                        audio_from=path if reader.has_audio else None)
+        target, n = _write_rendered(rendered(), out / path.stem, reader.fps,
+                                    path if reader.has_audio else None, source=path)
     print(f"wrote {n} frames at {float(reader.fps):.3g} fps to {target}"
           + (" with the audio track" if reader.has_audio else ""))
     return target
@@ -131,8 +135,9 @@ def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
 def apply_camera(camera, stem: Path, seg, render: Render) -> Path:
     """Live: segment camera frames until Ctrl-C / ``--duration``, show them where a window
     can open, and write ``<stem>.mp4`` (``.mov`` with alpha), finalised on Ctrl-C too."""
+    from fractions import Fraction
+
     from segme.io.camera import Preview
-    from segme.io.video import write_video
 
     preview = Preview.open(f"segme - {stem.name}")
     if preview is None:
@@ -146,20 +151,11 @@ def apply_camera(camera, stem: Path, seg, render: Render) -> Path:
                 camera.stop.set()
             yield array
 
-    stream = rendered()
-    first = next(stream, None)
-    if first is None:
-        raise ValueError("the camera gave no frames")
-    target = stem.with_suffix(".mov" if first.ndim == 3 and first.shape[2] == 4 else ".mp4")
-
-    def all_frames():
-        yield first
-        yield from stream
-
-    from fractions import Fraction
-
-    n = write_video(all_frames(), target, Fraction(camera.fps).limit_denominator(1001))
-    if preview is not None:
-        preview.close()
+    try:
+        target, n = _write_rendered(rendered(), stem,
+                                    Fraction(camera.fps).limit_denominator(1001))
+    finally:
+        if preview is not None:
+            preview.close()
     print(f"wrote {n} frames to {target}")
     return target
