@@ -75,13 +75,9 @@ def tflite_int8(src: str | Path, dst: str | Path, card: ModelCard,
         raw = Path(tmp) / "int8.tflite"
         qt.quantize(stats).export_model(str(raw), overwrite=True)
         data = raw.read_bytes()
-    from segme.runtime.litert import read_card
+    from segme.runtime.litert import card_in
 
-    with tempfile.NamedTemporaryFile(suffix=".tflite") as probe:
-        probe.write(data)
-        probe.flush()
-        has_card = read_card(Path(probe.name)) is not None
-    if not has_card:
+    if card_in(data) is None:  # the quantiser may drop the float file's metadata
         data = add_metadata(data, CARD_KEY, card.to_json().encode())
     with atomic_output(dst) as out:
         out.write_bytes(data)

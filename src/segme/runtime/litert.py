@@ -14,11 +14,10 @@ import numpy as np
 from segme.cards import CARD_KEY, ModelCard
 
 
-def read_card(path: Path) -> ModelCard | None:
-    """The segme card in a TFLite file's metadata, or None."""
+def card_in(data: bytes, name: str = "this file") -> ModelCard | None:
+    """The segme card in a TFLite flatbuffer's metadata, or None."""
     from ai_edge_litert import schema_py_generated as schema
 
-    data = path.read_bytes()
     try:
         model = schema.Model.GetRootAs(data, 0)
         for i in range(model.MetadataLength()):
@@ -26,8 +25,13 @@ def read_card(path: Path) -> ModelCard | None:
             if meta.Name() is not None and meta.Name().decode() == CARD_KEY:
                 return ModelCard.from_json(model.Buffers(meta.Buffer()).DataAsNumpy().tobytes())
     except (IndexError, ValueError, TypeError, AttributeError):
-        raise ValueError(f"{path} is not a valid TFLite model") from None
+        raise ValueError(f"{name} is not a valid TFLite model") from None
     return None
+
+
+def read_card(path: Path) -> ModelCard | None:
+    """The segme card in a TFLite file's metadata, or None."""
+    return card_in(path.read_bytes(), str(path))
 
 
 class LiteRTBackend:
