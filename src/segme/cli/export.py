@@ -105,21 +105,24 @@ def export(
     import torch
 
     limit = MAX_DIFF[quantize] if max_diff is None else max_diff
+    calib = sample_inputs(card, calibration, n=64) if quantize == "int8" else None
     with tempfile.TemporaryDirectory() as tmp:
+        # the float ONNX file: the output itself, the source of FP16 / INT8, or the
+        # reference of the --val gate; a plain TFLite export without --val needs none
         fp32 = output if quantize is None and suffix == ".onnx" else Path(tmp) / "fp32.onnx"
-        export_onnx(net, fp32, card)
+        if suffix == ".onnx" or val is not None:
+            export_onnx(net, fp32, card)
         if suffix == ".tflite":
             from segme.export.tflite import export_tflite, tflite_int8
 
             if quantize == "int8":
-                float_tflite = export_tflite(net, Path(tmp) / "fp32.tflite", card)
-                tflite_int8(float_tflite, output, card, sample_inputs(card, calibration, 64))
+                tflite_int8(export_tflite(net, Path(tmp) / "fp32.tflite", card), output, card,
+                            calib)
             else:
                 export_tflite(net, output, card)
         elif quantize == "fp16":
             to_fp16(fp32, output)
         elif quantize == "int8":
-            calib = sample_inputs(card, calibration, n=64)
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrator chats on stdout
                 to_int8(fp32, output, calib)
         inputs = sample_inputs(card, val or calibration)
