@@ -62,11 +62,15 @@ def refine(alpha: np.ndarray, image: np.ndarray, radius: int | None = None,
     return np.clip(mean(a) * guide + mean(b), 0.0, 1.0)
 
 
+def mask8(alpha: np.ndarray) -> np.ndarray:
+    """Alpha float [H, W] in [0, 1] -> uint8 [H, W] 0..255, rounded (a mask image)."""
+    return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def cutout(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """The person on a transparent background: uint8 [H, W, 4] RGBA."""
     _check(image, alpha)
-    a = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return np.dstack([image, a])
+    return np.dstack([image, mask8(alpha)])
 
 
 def parse_color(color: str | tuple[int, int, int]) -> tuple[int, int, int]:

@@ -29,7 +29,7 @@ def demo(
         "astronaut-cutout.png": effects.cutout(image, alpha),
         "astronaut-replaced.jpg": effects.replace_background(image, alpha, (0, 177, 64)),
         "astronaut-blurred.jpg": effects.blur_background(image, alpha, strength=20),
-        "astronaut-mask.png": (alpha * 255 + 0.5).astype("uint8"),
+        "astronaut-mask.png": effects.mask8(alpha),
     }
     for name, array in outputs.items():
         write_image(out / name, array)

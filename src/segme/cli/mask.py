@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from segme.cli import _options as opt
 
 
@@ -13,8 +11,9 @@ def mask(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
          threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION) -> None:
     """Save the person mask of each image: <out>/<stem>.png, 8-bit alpha at the input size."""
     from segme.cli._apply import apply
+    from segme.effects import mask8
 
     def render(image, alpha, path):
-        return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8), ".png"
+        return mask8(alpha), ".png"
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration)
