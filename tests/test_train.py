@@ -74,6 +74,22 @@ def test_consistency_and_edges():
     assert edges[0, 0, 4, 4] == 0 and edges[0, 0, 3, 3] == 1 and edges[0, 0, 0, 0] == 0
 
 
+def test_edge_weight_counts_errors_at_the_outline_more():
+    truth = torch.zeros(1, 1, 64, 64)
+    truth[..., 16:48, 16:48] = 1
+    right = (truth * 2 - 1) * 4
+
+    def loss(logits, w):
+        return float(compute_loss("seg", {"logits": logits}, truth, edge_weight=w)[1]["bce"])
+
+    at_edge, inside = right.clone(), right.clone()
+    at_edge[..., 15:17, 16:48] *= -1  # the same number of wrong pixels, on the outline
+    inside[..., 30:32, 16:48] *= -1  # ... and deep inside the person
+    assert loss(at_edge, 0) == pytest.approx(loss(inside, 0), rel=1e-5)
+    assert loss(at_edge, 4) > 2 * loss(inside, 4)
+    assert loss(right, 4) == pytest.approx(loss(right, 0), rel=0.05)  # weights average to 1
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")

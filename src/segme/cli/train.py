@@ -42,6 +42,8 @@ def train(
     bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
     augment: str = typer.Option("default", help="Augmentation preset: light, default or strong."),
     consistency: float = typer.Option(0.0, help="Weight of the consistency KL loss (0 = off)."),
+    edge_weight: float = typer.Option(
+        0.0, help="Extra BCE weight near the mask outline (seg losses); 0 = off."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
     out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
     resume: bool = typer.Option(False, help="Continue from OUT/last.pt."),
@@ -62,7 +64,7 @@ def train(
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        consistency=consistency, model_kwargs=parse_model_args(model_arg), resume=resume,
+        consistency=consistency, edge_weight=edge_weight, model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )
     run(cfg)

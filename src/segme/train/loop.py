@@ -54,6 +54,7 @@ class TrainConfig:
     bg_prob: float = 0.3  # probability of compositing a training sample
     augment: str = "default"  # augmentation preset: light | default | strong
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
+    edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
     save_every: int = 0  # also write last.pt every N steps inside an epoch; 0 = epoch ends
@@ -324,10 +325,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 x = _inputs(batch, cfg.channels_last)
                 outputs = net(x)
                 rgb = _rgb(batch, card.mean, card.std)
-                loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb)
+                loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
+                                           cfg.edge_weight)
                 if "image2" in batch:
                     out2 = net(_inputs(batch, cfg.channels_last, key="image2"))
-                    loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb)
+                    loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb,
+                                           cfg.edge_weight)
                     kl = consistency_loss(outputs["logits"], out2["logits"])
                     loss = loss + loss2 + cfg.consistency * kl
                 optimizer.zero_grad(set_to_none=True)

@@ -2,7 +2,8 @@
 
 ``compute_loss(recipe, out, batch)`` dispatches on the model's ``loss_recipe``:
 
-- ``seg`` (most families): BCE + soft dice on the logits; BCE on ``aux_logits`` (truth
+- ``seg`` (most families): BCE (optionally weighted up near the outline) + soft dice on the
+  logits; BCE on ``aux_logits`` (truth
   resized to their size, weight 0.4); focal loss on ``boundary_logits`` against edges of the
   truth (PortraitNet); all at the model's output resolution.
 - ``matting`` (MMNet): mean of alpha L1, compositional L1 (image x alpha vs image x truth),
@@ -68,10 +69,20 @@ def trimap_band(truth: torch.Tensor, width: int) -> torch.Tensor:
     return mask_edges((truth > 0.5).float(), 2 * (width // 2) + 1)
 
 
-def _seg_loss(out: dict, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+def edge_band_width(truth: torch.Tensor) -> int:
+    """Odd band width of about 2% of the diagonal: the band boundary IoU is scored in."""
+    h, w = truth.shape[-2:]
+    return 2 * max(1, round(0.02 * (h * h + w * w) ** 0.5 / 2)) + 1
+
+
+def _seg_loss(out: dict, truth: torch.Tensor, edge_weight: float = 0.0) -> dict[str, torch.Tensor]:
     logits = out["logits"]
+    weight = None
+    if edge_weight > 0:  # pixels near the person's outline are the ones a mask gets wrong
+        band = mask_edges((truth > 0.5).float(), edge_band_width(truth))
+        weight = (1 + edge_weight * band) / (1 + edge_weight * band.mean())
     parts = {
-        "bce": F.binary_cross_entropy_with_logits(logits, truth),
+        "bce": F.binary_cross_entropy_with_logits(logits, truth, weight=weight),
         "dice": dice_loss(torch.sigmoid(logits), truth),
     }
     if "aux_logits" in out:
@@ -117,7 +128,8 @@ def _modnet_loss(out: dict, truth: torch.Tensor, rgb: torch.Tensor) -> dict[str,
 
 
 def compute_loss(
-    recipe: str, out: dict[str, torch.Tensor], truth: torch.Tensor, rgb: torch.Tensor | None = None
+    recipe: str, out: dict[str, torch.Tensor], truth: torch.Tensor, rgb: torch.Tensor | None = None,
+    edge_weight: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its named parts.
 
@@ -126,9 +138,11 @@ def compute_loss(
         out: the model's ``forward_train`` dict.
         truth: float32 [B, 1, H, W] alpha/mask in [0, 1] at the input size.
         rgb: float32 [B, 3, H, W] image in [0, 1] (needed by compositional terms).
+        edge_weight: ``seg`` only: BCE weight added inside a band of 2% of the diagonal
+            around the truth's outline (weights renormalised to mean 1); 0 = plain BCE.
     """
     if recipe == "seg":
-        parts = _seg_loss(out, truth)
+        parts = _seg_loss(out, truth, edge_weight)
     elif recipe in ("matting", "modnet"):
         if rgb is None:
             raise ValueError(f"the {recipe!r} loss needs the RGB image")
