@@ -17,6 +17,8 @@ import ast
 import tempfile
 from pathlib import Path
 
+from zoo import mediapipe_backend
+
 from segme.cli.models import profile
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx
@@ -24,8 +26,6 @@ from segme.export.tflite import export_tflite
 from segme.models import create_model
 from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
-
-from zoo import mediapipe_backend
 
 
 def parse_candidate(text: str) -> tuple[str, dict, int]:
