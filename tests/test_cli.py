@@ -4,7 +4,9 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+from PIL import Image
 
 SEGME = shutil.which("segme")
 pytestmark = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
@@ -69,6 +71,20 @@ def test_train_eval_export(trained):
         trained / "res3.json")
     st_iou = json.loads((trained / "res3.json").read_text())["all"]["fg_iou"]
     assert st_iou == data["all"]["fg_iou"]
+
+
+def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
+    """The self-training recipe of docs/models.md: a teacher's soft masks for unlabelled
+    photos (`segme mask`), beside the photos, as a second --data folder."""
+    photos = trained / "data/val/images"
+    run("mask", photos, "--model", trained / "run/best.pt", "--out", tmp_path / "pl/masks")
+    (tmp_path / "pl/images").symlink_to(photos.resolve(), target_is_directory=True)
+    masks = sorted((tmp_path / "pl/masks").iterdir())
+    assert len(masks) == 6 and len(np.unique(np.asarray(Image.open(masks[0])))) > 2  # soft
+    out = run("train", "--model", "test_tiny", "--data", trained / "data/train", "--data",
+              tmp_path / "pl", "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0,
+              "--out", tmp_path / "student").stdout
+    assert "training on 18 pairs from 2 folder(s)" in out
 
 
 def test_resume_continues(trained):

@@ -27,7 +27,9 @@ def parse_model_args(items: list[str]) -> dict:
 
 def train(
     model: str = typer.Option(..., help="Architecture name (see `segme models list`)."),
-    data: Path = typer.Option(..., help="Training folder: images/+masks/, image/+mask/ or P3M."),
+    data: list[Path] = typer.Option(
+        ..., help="Training folder: images/+masks/, image/+mask/ or P3M; repeat to add more "
+        "(e.g. photos pseudo-labelled by a teacher with `segme mask`)."),
     val: Path = typer.Option(None, help="Validation folder (same layouts); scored every epoch."),
     size: int = typer.Option(None, help="Square input side; default: the model's own."),
     epochs: int = typer.Option(30, min=1),
@@ -56,15 +58,17 @@ def train(
     from segme.train.loop import TrainConfig
     from segme.train.loop import train as run
 
-    for folder, what in ((data, "--data"), (val, "--val"), (backgrounds, "--backgrounds")):
+    for folder, what in (*((d, "--data") for d in data), (val, "--val"),
+                         (backgrounds, "--backgrounds")):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {folder}")
     cfg = TrainConfig(
-        model=model, data=str(data), val=str(val) if val else None,
+        model=model, data=[str(d) for d in data] if len(data) > 1 else str(data[0]), val=str(val) if val else None,
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        consistency=consistency, edge_weight=edge_weight, model_kwargs=parse_model_args(model_arg), resume=resume,
+        consistency=consistency, edge_weight=edge_weight,
+        model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )
     run(cfg)

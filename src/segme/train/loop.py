@@ -37,7 +37,9 @@ class TrainConfig:
     """Everything a run needs; saved into every checkpoint."""
 
     model: str  # registry name, see `segme models list`
-    data: str  # training folder (images/+masks/, image/+mask/ or P3M layout)
+    # training folder (images/+masks/, image/+mask/ or P3M layout), or several: e.g. the
+    # labelled set plus pseudo-labelled photos written by `segme mask` with a teacher
+    data: str | list[str]
     val: str | None = None  # validation folder; None: no validation, best.pt = last.pt
     out: str = "runs/exp"  # run folder: last.pt, best.pt, log.csv, tensorboard/
     size: int | None = None  # square input side in pixels; None = the model's default
@@ -219,11 +221,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    train_pairs = find_pairs(cfg.data)
+    folders = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+    train_pairs = [p for folder in folders for p in find_pairs(folder)]
     val_pairs = find_pairs(cfg.val) if cfg.val else []
     if len(train_pairs) < cfg.batch * world:
         raise DataError(
-            f"{cfg.data} has {len(train_pairs)} pairs, fewer than one batch "
+            f"{', '.join(folders)}: {len(train_pairs)} pairs, fewer than one batch "
             f"({cfg.batch} x {world} processes); lower --batch"
         )
 
@@ -269,6 +272,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             print(f"resumed from {last_path}: epoch {start_epoch + 1}, step {skip_steps}")
     elif cfg.resume and main:
         print(f"no {last_path} yet: starting a new run")
+    if main:
+        print(f"training on {len(train_pairs)} pairs from {len(folders)} folder(s), "
+              f"validating on {len(val_pairs)}", flush=True)
 
     net: nn.Module = _TrainView(model)
     if world > 1:
