@@ -131,7 +131,7 @@ def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
     from segme.segmenter import Segmenter
 
     src = make_video(tmp_path / "cam.mp4", frames=30, audio=False)
-    camera = Camera(cv2.VideoCapture(str(src)))  # a file stands in for the device
+    camera = Camera(cv2.VideoCapture(str(src)), pace=30)  # a file stands in for the device
     seen = []
 
     def render(frame, alpha, path):
@@ -142,7 +142,8 @@ def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
 
     target = apply_camera(camera, tmp_path / "live", Segmenter(model), render)
     frames, _, _, _ = streams(target)
-    assert target.suffix == ".mp4" and frames == len(seen) == 10
+    # the frames already in the pipeline when Ctrl-C came are finished and written too
+    assert target.suffix == ".mp4" and frames == len(seen) and 10 <= frames <= 14
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
 

@@ -3,11 +3,13 @@
     from segme import Segmenter
     seg = Segmenter.from_file("model.onnx", threads=2)
     alpha = seg("photo.jpg")  # float32 [H, W] in [0, 1] at the photo's size
+    for alpha in seg.stream(frames, temporal="ofd+ema"):  # video: one alpha per frame
+        ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from segme.io.images import as_rgb
 from segme.postprocess import restore
 from segme.preprocess import prepare
 from segme.runtime import load_backend
+from segme.temporal import CUT_THRESHOLD, Stream, stream_pairs
 
 WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "sinet-portraits-192.onnx"  # the built-in model: weights/README.md
@@ -57,6 +60,30 @@ class Segmenter:
         """
         x, meta = prepare(as_rgb(image), self.card)
         return restore(self.backend.run(x), meta)
+
+    def streamer(self, temporal: str = "none", cut_threshold: float | None = CUT_THRESHOLD
+                 ) -> Stream:
+        """A new video stream with its own state (see ``segme.temporal``): push frames,
+        get (frame, alpha) pairs back in order."""
+        return Stream(self.backend.run, self.card, temporal, cut_threshold)
+
+    def stream(self, frames: Iterable, temporal: str = "none",
+               cut_threshold: float | None = CUT_THRESHOLD) -> Iterator[np.ndarray]:
+        """Alphas of a video's frames, one per frame, in order, with temporal filtering.
+
+        Args:
+            frames: uint8 [H, W, 3] RGB frames (or anything ``as_rgb`` takes), in order.
+            temporal: ``none``, ``ema``, ``ofd``, ``prior`` or a ``+`` chain (see
+                ``segme.temporal``). ``ofd`` holds one frame back: the alpha of frame t is
+                yielded after frame t+1 was read (and the last one at the end).
+            cut_threshold: scene-cut sensitivity; a cut resets the state. None: never.
+
+        Yields:
+            float32 [H, W] in [0, 1] per frame. Every call has independent state.
+        """
+        st = self.streamer(temporal, cut_threshold)
+        for _, alpha in stream_pairs(st, (as_rgb(f) for f in frames)):
+            yield alpha
 
     def batch(self, images: Iterable, batch_size: int = 8) -> list[np.ndarray]:
         """Alphas of several images (any sizes), run ``batch_size`` at a time."""

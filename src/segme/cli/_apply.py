@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,8 +28,11 @@ def same_suffix(path: Path) -> str:
 
 
 def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
-          render: Render, duration: float | None = None) -> None:
-    """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped."""
+          render: Render, duration: float | None = None, temporal: str | None = None) -> None:
+    """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped.
+
+    ``temporal`` (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and
+    cameras only."""
     from rich.progress import Progress
 
     from segme.io.camera import Camera, is_camera
@@ -37,18 +40,25 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     from segme.io.sources import expand_images
     from segme.io.video import is_video
     from segme.segmenter import Segmenter
+    from segme.temporal import DEFAULT_VIDEO_METHOD
 
+    video_source = is_camera(source) or is_video(source)
+    if temporal is not None and not video_source:
+        raise ValueError("--temporal applies to videos and cameras, not to images")
+    temporal = temporal or DEFAULT_VIDEO_METHOD
     if is_camera(source):
+        seg = Segmenter(model, threads=threads)
+        seg.streamer(temporal)  # a bad --temporal fails before the camera opens
         camera = Camera(int(source), duration)
         out.mkdir(parents=True, exist_ok=True)
-        seg = Segmenter(model, threads=threads)
         apply_camera(camera, out / f"camera{source}-{time.strftime('%Y%m%d-%H%M%S')}", seg,
-                     render)
+                     render, temporal)
         return
     if is_video(source):
         out.mkdir(parents=True, exist_ok=True)
         seg = Segmenter(model, threads=threads)
-        apply_video(Path(source), out, seg, render)
+        seg.streamer(temporal)  # a bad --temporal fails before any output exists
+        apply_video(Path(source), out, seg, render, temporal)
         return
     files = expand_images(source)
     stems: dict[str, Path] = {}
@@ -110,19 +120,35 @@ def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
     return target, n
 
 
-def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
-    """Segment and render every frame of a video; returns the written file."""
+def rendered_pairs(frames: Iterable[np.ndarray], stream, render: Render, path: Path
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, rendered) pairs, in order, with the model + temporal step and the rendering
+    each in their own thread, overlapping with whatever consumes the pairs (the encoder)."""
+    from segme.io.pipeline import prefetch
+    from segme.temporal import stream_pairs
+
+    pairs = prefetch(stream_pairs(stream, frames))
+    # one rendering thread keeps frame order, which a moving background depends on
+    return prefetch((frame, render(frame, alpha, path)[0]) for frame, alpha in pairs)
+
+
+def apply_video(path: Path, out: Path, seg, render: Render, temporal: str = "none") -> Path:
+    """Segment and render every frame of a video; returns the written file.
+
+    Decoding, segmentation, rendering and encoding overlap (``segme.io.pipeline``)."""
     from rich.progress import Progress
 
+    from segme.io.pipeline import prefetch
     from segme.io.video import VideoReader
 
+    stream = seg.streamer(temporal)
     with VideoReader(path) as reader, Progress(transient=True,
                                               disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task(f"{path.name}", total=reader.frames or None)
 
         def rendered():
-            for frame in reader:
-                yield render(frame, seg(frame), path)[0]
+            for _, array in rendered_pairs(prefetch(reader, depth=4), stream, render, path):
+                yield array
                 bar.advance(task)
 
         target, n = _write_rendered(rendered(), out / path.stem, reader.fps,
@@ -132,30 +158,37 @@ def apply_video(path: Path, out: Path, seg, render: Render) -> Path:
     return target
 
 
-def apply_camera(camera, stem: Path, seg, render: Render) -> Path:
+def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none") -> Path:
     """Live: segment camera frames until Ctrl-C / ``--duration``, show them where a window
-    can open, and write ``<stem>.mp4`` (``.mov`` with alpha), finalised on Ctrl-C too."""
+    can open, and write ``<stem>.mp4`` (``.mov`` with alpha), finalised on Ctrl-C too.
+
+    The camera is read in its own thread and only its newest frame is taken, so a slow
+    step drops frames instead of piling up latency; the frames in flight when Ctrl-C comes
+    are still written."""
     from fractions import Fraction
 
     from segme.io.camera import Preview
+    from segme.io.pipeline import latest
 
     preview = Preview.open(f"segme - {stem.name}")
     if preview is None:
         print("no display (or OpenCV without GUI): writing to a file only; Ctrl-C stops",
               file=sys.stderr)
+    frames = latest(camera)
 
     def rendered():
-        for frame in camera:
-            array = render(frame, seg(frame), stem)[0]
+        for _, array in rendered_pairs(frames, seg.streamer(temporal), render, stem):
             if preview is not None and not preview.show(array):
                 camera.stop.set()
             yield array
 
     try:
-        target, n = _write_rendered(rendered(), stem,
-                                    Fraction(camera.fps).limit_denominator(1001))
+        with camera.sigint_stops():
+            target, n = _write_rendered(rendered(), stem,
+                                        Fraction(camera.fps).limit_denominator(1001))
     finally:
         if preview is not None:
             preview.close()
-    print(f"wrote {n} frames to {target}")
+    print(f"wrote {n} frames to {target}" + (f" ({frames.dropped} camera frames dropped "
+                                             "to keep up)" if frames.dropped else ""))
     return target

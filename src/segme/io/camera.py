@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -30,12 +31,16 @@ class Camera:
     Args:
         source: camera index, or an already opened ``cv2.VideoCapture``.
         duration: stop after this many seconds (None: until Ctrl-C or the stream ends).
+        pace: release frames at this rate (frames per second), as a device would; for a
+            video file standing in for a camera (tests, latency benchmarks). None: as fast
+            as the capture delivers them.
 
     Iterating yields uint8 [H, W, 3] RGB frames. Ctrl-C does not raise: it ends the
     iteration, so whatever is being written from the frames is finalised normally.
     """
 
-    def __init__(self, source: int | cv2.VideoCapture, duration: float | None = None) -> None:
+    def __init__(self, source: int | cv2.VideoCapture, duration: float | None = None,
+                 pace: float | None = None) -> None:
         _quiet_opencv()
         self.cap = source if isinstance(source, cv2.VideoCapture) else cv2.VideoCapture(source)
         if not self.cap.isOpened():
@@ -43,24 +48,37 @@ class Camera:
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
         self.duration = duration
+        self.pace = pace
         self.stop = threading.Event()
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGINT, lambda *_: self.stop.set())
-        start = time.monotonic()
+    @contextmanager
+    def sigint_stops(self) -> Iterator[None]:
+        """While inside, Ctrl-C ends the frames instead of raising (main thread only; a
+        pipeline that reads the camera in another thread wraps itself in this)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.signal(signal.SIGINT, lambda *_: self.stop.set())
         try:
-            while not self.stop.is_set():
-                if self.duration is not None and time.monotonic() - start >= self.duration:
-                    break
-                ok, frame = self.cap.read()
-                if not ok:
-                    break
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            yield
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, previous)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        start, n = time.monotonic(), 0
+        try:
+            with self.sigint_stops():
+                while not self.stop.is_set():
+                    if self.duration is not None and time.monotonic() - start >= self.duration:
+                        break
+                    ok, frame = self.cap.read()
+                    if not ok:
+                        break
+                    if self.pace:  # wait for the frame's time on the device's clock
+                        n += 1
+                        time.sleep(max(0.0, start + n / self.pace - time.monotonic()))
+                    yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
             self.cap.release()
 
 

@@ -1,0 +1,217 @@
+"""Streaming state for video: previous-mask prior, motion-aware smoothing, one-frame delay.
+
+A ``Stream`` holds the state of one video: push frames in order, get ``(frame, alpha)``
+pairs back in the same order. Everything temporal happens at the model's input size (a few
+thousand pixels, so it costs well under a millisecond); the alpha is resized to the frame
+only on the way out. A new scene (a cut: the frame's thumbnail differs a lot from the
+previous one) flushes what is pending and starts from a clean state, so a mask never
+smears from one shot into the next.
+
+Methods (``METHODS``; join with ``+`` to chain, e.g. ``prior+ofd+ema``):
+
+- ``none``: every frame on its own.
+- ``ema``: exponential smoothing of alpha that backs off where the image moves: per pixel
+  ``a = w * raw + (1 - w) * a_prev`` with ``w = clip(EMA_BASE + EMA_GAIN * motion, EMA_BASE, 1)``
+  and ``motion`` the blurred absolute change of the grey image (0..1) since the last frame.
+  Still hair stops shimmering; a moving arm is not dragged.
+- ``ofd``: MODNet's one-frame-delay correction. Output is one frame late: where the alphas
+  of frames t-1 and t+1 agree (within ``OFD_TOLERANCE``) and frame t differs from both,
+  frame t takes their mean. Removes single-frame flicker.
+- ``prior``: for models whose card lists ``prev_alpha`` (trained with simulated priors):
+  the previous frame's alpha is fed back as the 4th input plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from segme.postprocess import restore
+from segme.preprocess import Meta, prepare
+
+METHODS = ("none", "ema", "ofd", "prior")
+DEFAULT_VIDEO_METHOD = "ofd+ema"  # what the CLI uses for videos and cameras (docs/video.md)
+EMA_BASE = 0.35  # weight of the new frame where nothing moves (lower = smoother)
+EMA_GAIN = 12.0  # how fast the weight goes to 1 with motion: full trust at ~5% grey change
+OFD_TOLERANCE = 0.1  # alpha difference below which two frames "agree"
+CUT_THRESHOLD = 0.2  # mean absolute grey change of a 32x32 thumbnail (0..1) that is a cut
+_THUMB = (32, 32)
+
+
+def parse_method(text: str, card=None) -> tuple[str, ...]:
+    """``"prior+ema"`` -> ("prior", "ema"); checks names and that the model supports them.
+
+    Raises:
+        ValueError: unknown name, or ``prior`` for a model without a prior input plane.
+    """
+    parts = tuple(p.strip().lower() for p in str(text).split("+") if p.strip()) or ("none",)
+    for p in parts:
+        if p not in METHODS:
+            raise ValueError(f"unknown temporal method {p!r}; choose from {', '.join(METHODS)}"
+                             " (chain with +, e.g. ofd+ema)")
+    if card is not None and "prior" in parts and not card.stateful_inputs:
+        raise ValueError(f"--temporal prior needs a model trained with a previous-frame input "
+                         f"(a 4-channel card); {card.arch} has 3 input planes")
+    parts = tuple(p for p in parts if p != "none") or ("none",)
+    return parts
+
+
+def methods_for(card) -> list[str]:
+    """The single methods a model supports: ``prior`` only with a previous-frame plane."""
+    return [m for m in METHODS if m != "prior" or card.stateful_inputs]
+
+
+def thumbnail(frame: np.ndarray) -> np.ndarray:
+    """float32 [32, 32] grey in [0, 1]: what cut detection compares."""
+    small = cv2.resize(frame, _THUMB, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+
+
+@dataclass
+class _Item:
+    frame: np.ndarray  # uint8 [H, W, 3] RGB, as pushed
+    meta: Meta
+    alpha: np.ndarray  # float32 [h, w] at the model's input size
+    grey: np.ndarray  # float32 [h, w] in [0, 1], the frame as the model saw it
+
+
+class _Ema:
+    """Motion-aware exponential smoothing (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.alpha = self.grey = None
+
+    def __call__(self, item: _Item) -> list[_Item]:
+        if self.alpha is None or self.alpha.shape != item.alpha.shape:
+            self.alpha, self.grey = item.alpha, item.grey
+            return [item]
+        motion = cv2.blur(np.abs(item.grey - self.grey), (5, 5))
+        w = np.clip(EMA_BASE + EMA_GAIN * motion, EMA_BASE, 1.0)
+        self.alpha = w * item.alpha + (1.0 - w) * self.alpha
+        self.grey = item.grey
+        item.alpha = self.alpha
+        return [item]
+
+    def flush(self) -> list[_Item]:
+        return []
+
+
+class _Ofd:
+    """One-frame delay: hold frame t until t+1 arrives, then repair t's lone flips."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.before: np.ndarray | None = None  # alpha of the last frame let out
+        self.held: _Item | None = None
+
+    def __call__(self, item: _Item) -> list[_Item]:
+        out = []
+        held = self.held
+        if held is not None:
+            if self.before is not None and self.before.shape == item.alpha.shape:
+                prev, cur, nxt = self.before, held.alpha, item.alpha
+                flip = ((np.abs(prev - nxt) < OFD_TOLERANCE)
+                        & (np.abs(cur - prev) > OFD_TOLERANCE)
+                        & (np.abs(cur - nxt) > OFD_TOLERANCE))
+                held.alpha = np.where(flip, (prev + nxt) * 0.5, cur).astype(np.float32)
+            self.before = held.alpha
+            out.append(held)
+        self.held = item
+        return out
+
+    def flush(self) -> list[_Item]:
+        out, self.held = ([self.held] if self.held is not None else []), None
+        self.before = None
+        return out
+
+
+class Stream:
+    """Temporal state of one video stream.
+
+    Args:
+        run: the model call, float32 [1, C, h, w] -> alpha [1, 1, h, w] (a backend's ``run``).
+        card: the model's card.
+        method: ``METHODS`` name or a ``+`` chain (see the module docstring).
+        cut_threshold: mean absolute change of a grey thumbnail (0..1) above which a frame
+            starts a new scene; None disables cut detection.
+
+    ``push(frame)`` returns the (frame, alpha) pairs that are ready, oldest first: with
+    ``ofd`` that is the previous frame, else the frame itself. ``flush()`` returns what is
+    still held at the end. Alphas are float32 [H, W] in [0, 1] at each frame's size.
+    """
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], card, method: str = "none",
+                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
+        self.run, self.card = run, card
+        self.methods = parse_method(method, card)
+        self.use_prior = "prior" in self.methods
+        self.filters = [{"ema": _Ema, "ofd": _Ofd}[m]() for m in self.methods
+                        if m in ("ema", "ofd")]
+        self.cut_threshold = cut_threshold
+        self.cuts = 0  # scene cuts seen so far
+        self._thumb: np.ndarray | None = None
+        self._prior: np.ndarray | None = None
+        self._size: tuple[int, int] | None = None
+
+    def reset(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start from a clean state; returns the pairs that were still held."""
+        out = self._drain()
+        self._prior = self._thumb = None
+        for f in self.filters:
+            f.reset()
+        return out
+
+    def push(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Add the next uint8 [H, W, 3] RGB frame; returns the pairs now ready."""
+        thumb = thumbnail(frame)
+        out = []
+        new_scene = self._size is not None and frame.shape[:2] != self._size
+        if (self._thumb is not None and self.cut_threshold is not None
+                and float(np.abs(thumb - self._thumb).mean()) > self.cut_threshold):
+            new_scene = True
+        if new_scene:
+            self.cuts += 1
+            out += self.reset()
+        self._thumb, self._size = thumb, frame.shape[:2]
+        x, meta = prepare(frame, self.card, prior=self._prior if self.use_prior else None)
+        alpha = np.asarray(self.run(x), np.float32).reshape(x.shape[-2:])
+        if self.use_prior:
+            self._prior = alpha
+        items = [_Item(frame, meta, alpha, _grey(x, self.card))]
+        for f in self.filters:
+            items = [o for i in items for o in f(i)]
+        return out + [(i.frame, restore(i.alpha, i.meta)) for i in items]
+
+    def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The pairs still held (``ofd`` holds one frame), e.g. at the end of a video."""
+        return self._drain()
+
+    def _drain(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        items: list[_Item] = []
+        for f in self.filters:
+            items = [o for i in items for o in f(i)] + f.flush()
+        return [(i.frame, restore(i.alpha, i.meta)) for i in items]
+
+
+def _grey(x: np.ndarray, card) -> np.ndarray:
+    """The grey image in [0, 1] that the model saw, from its normalised input planes."""
+    rgb = x[0, :3] * np.float32(card.std)[:, None, None] + np.float32(card.mean)[:, None, None]
+    if card.color_order == "bgr":
+        rgb = rgb[::-1]
+    return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]).astype(np.float32)
+
+
+def stream_pairs(stream: Stream, frames: Iterable[np.ndarray]
+                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every (frame, alpha) pair of ``frames`` through ``stream``, in order, flushed at the end."""
+    for frame in frames:
+        yield from stream.push(frame)
+    yield from stream.flush()
