@@ -120,16 +120,17 @@ def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
     return target, n
 
 
-def rendered_pairs(frames: Iterable[np.ndarray], stream, render: Render, path: Path
-                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def rendered_pairs(frames: Iterable[np.ndarray], stream, render: Render, path: Path,
+                   depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(frame, rendered) pairs, in order, with the model + temporal step and the rendering
-    each in their own thread, overlapping with whatever consumes the pairs (the encoder)."""
+    each in their own thread, overlapping with whatever consumes the pairs (the encoder).
+    ``depth``: frames each stage may run ahead (1 for live sources: less latency)."""
     from segme.io.pipeline import prefetch
     from segme.temporal import stream_pairs
 
-    pairs = prefetch(stream_pairs(stream, frames))
+    pairs = prefetch(stream_pairs(stream, frames), depth)
     # one rendering thread keeps frame order, which a moving background depends on
-    return prefetch((frame, render(frame, alpha, path)[0]) for frame, alpha in pairs)
+    return prefetch(((frame, render(frame, alpha, path)[0]) for frame, alpha in pairs), depth)
 
 
 def apply_video(path: Path, out: Path, seg, render: Render, temporal: str = "none") -> Path:
@@ -177,7 +178,7 @@ def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none"
     frames = latest(camera)
 
     def rendered():
-        for _, array in rendered_pairs(frames, seg.streamer(temporal), render, stem):
+        for _, array in rendered_pairs(frames, seg.streamer(temporal), render, stem, depth=1):
             if preview is not None and not preview.show(array):
                 camera.stop.set()
             yield array
