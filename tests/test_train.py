@@ -195,3 +195,22 @@ def test_torchrun_two_process_gloo(synth, tmp_path):
     ckpt = read_checkpoint(tmp_path / "last.pt")
     assert ckpt["global_step"] == 2  # 16 pairs / (2 processes x batch 4)
     assert proc.stdout.count("epoch 1:") == 1  # only rank 0 reports
+
+
+def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):
+    from segme.export.weights import save_weights
+    from segme.train.checkpoint import init_from
+
+    torch.manual_seed(0)
+    rgb_model = create_model("test_tiny").eval()
+    path = save_weights(rgb_model, rgb_model.card(32), tmp_path / "rgb.safetensors")
+    prior_model = create_model("test_tiny", in_channels=4)
+    assert "widened" in init_from(prior_model, path)
+    x = torch.rand(2, 3, 32, 32)
+    with_prior = torch.cat([x, torch.rand(2, 1, 32, 32)], 1)
+    torch.testing.assert_close(prior_model.eval()(with_prior), rgb_model(x))
+    res = train(_cfg(synth, tmp_path / "ft", model="test_tiny", model_kwargs={"in_channels": 4},
+                     init=str(path), epochs=1))
+    assert np.isfinite(res["train_loss"])
+    with pytest.raises(ValueError, match="have no match in SINet"):
+        init_from(create_model("sinet"), path)

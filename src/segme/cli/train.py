@@ -46,6 +46,9 @@ def train(
     consistency: float = typer.Option(0.0, help="Weight of the consistency KL loss (0 = off)."),
     edge_weight: float = typer.Option(
         0.0, help="Extra BCE weight near the mask outline (seg losses); 0 = off."),
+    init: Path = typer.Option(
+        None, help="Start from these weights (.pt/.safetensors): fine-tuning, or adding a "
+        "previous-frame plane (e.g. --model-arg in_channels=4)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
     out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
     resume: bool = typer.Option(False, help="Continue from OUT/last.pt."),
@@ -62,12 +65,14 @@ def train(
                          (backgrounds, "--backgrounds")):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {folder}")
+    if init is not None and not init.is_file():
+        raise FileNotFoundError(f"--init weights not found: {init}")
     cfg = TrainConfig(
         model=model, data=[str(d) for d in data] if len(data) > 1 else str(data[0]), val=str(val) if val else None,
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        consistency=consistency, edge_weight=edge_weight,
+        consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )

@@ -64,3 +64,44 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
     model = create_model(card.arch, **card.arch_kwargs)
     model.load_state_dict(state)
     return model.eval(), card
+
+
+def init_from(model: torch.nn.Module, path: str | Path) -> str:
+    """Start ``model`` from the weights of another run (fine-tuning; adding a prior plane).
+
+    Every tensor of the source must find its place: same name and shape, copied. A weight whose only difference is
+    more input channels (a first conv given a previous-frame alpha plane) gets the old
+    channels copied and zeros for the new ones, so the model starts out exactly as the
+    3-channel one and learns to use the prior. Tensors only the new model has keep their
+    initialisation.
+
+    Returns:
+        A one-line summary of what was copied.
+
+    Raises:
+        ValueError: when some source tensor has no place (another architecture or width).
+    """
+    source, _ = load_model(path)
+    old = source.state_dict()
+    new = model.state_dict()
+    copied = widened = 0
+    with torch.no_grad():
+        for name, t in new.items():
+            o = old.get(name)
+            if o is None:
+                continue
+            if o.shape == t.shape:
+                t.copy_(o)
+                copied += 1
+            elif (o.ndim == t.ndim >= 2 and o.shape[0] == t.shape[0] and o.shape[2:] == t.shape[2:]
+                  and o.shape[1] < t.shape[1]):
+                t.zero_()
+                t[:, : o.shape[1]] = o
+                widened += 1
+    weights = sum(1 for k in old if not k.endswith("num_batches_tracked"))
+    if copied + widened < weights:  # a half-loaded network is a silent mistake
+        raise ValueError(f"--init {path}: {weights - copied - widened} of its {weights} "
+                         f"tensors have no match in {type(model).__name__}; start from a run "
+                         "of the same architecture and width")
+    return (f"initialised from {path}: {copied} of {len(new)} tensors copied"
+            + (f", {widened} widened with zero weights for new input planes" if widened else ""))

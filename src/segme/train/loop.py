@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from segme.data import DataError, find_pairs
 from segme.data.dataset import SegDataset
 from segme.models import create_model
-from segme.train.checkpoint import FORMAT, read_checkpoint, save_atomic
+from segme.train.checkpoint import FORMAT, init_from, read_checkpoint, save_atomic
 from segme.train.losses import compute_loss, consistency_loss
 
 
@@ -57,6 +57,7 @@ class TrainConfig:
     augment: str = "default"  # augmentation preset: light | default | strong
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
     edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
+    init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
     save_every: int = 0  # also write last.pt every N steps inside an epoch; 0 = epoch ends
@@ -218,6 +219,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             f"{model.size_divisor}; try {math.ceil(size / model.size_divisor) * model.size_divisor}"
         )
     card = model.card(size)
+    if cfg.init and not (cfg.resume and last_path.exists()):
+        message = init_from(model, cfg.init)
+        if main:
+            print(message, flush=True)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
