@@ -64,10 +64,9 @@ def methods_for(card) -> list[str]:
     return [m for m in METHODS if m != "prior" or card.stateful_inputs]
 
 
-def thumbnail(frame: np.ndarray) -> np.ndarray:
-    """float32 [32, 32] grey in [0, 1]: what cut detection compares."""
-    small = cv2.resize(frame, _THUMB, interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+def thumbnail(grey: np.ndarray) -> np.ndarray:
+    """float32 [32, 32] in [0, 1] of a grey image in [0, 1]: what cut detection compares."""
+    return cv2.resize(grey, _THUMB, interpolation=cv2.INTER_AREA)
 
 
 @dataclass
@@ -171,7 +170,9 @@ class Stream:
 
     def push(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """Add the next uint8 [H, W, 3] RGB frame; returns the pairs now ready."""
-        thumb = thumbnail(frame)
+        x, meta = prepare(frame, self.card)  # the prior plane, if any, is zeros for now
+        grey = _grey(x, self.card)
+        thumb = thumbnail(grey)  # from the model-size image: no second pass over the frame
         out = []
         new_scene = self._size is not None and frame.shape[:2] != self._size
         if (self._thumb is not None and self.cut_threshold is not None
@@ -181,11 +182,12 @@ class Stream:
             self.cuts += 1
             out += self.reset()
         self._thumb, self._size = thumb, frame.shape[:2]
-        x, meta = prepare(frame, self.card, prior=self._prior if self.use_prior else None)
+        if self.use_prior and self._prior is not None:
+            x[0, 3] = self._prior
         alpha = np.asarray(self.run(x), np.float32).reshape(x.shape[-2:])
         if self.use_prior:
             self._prior = alpha
-        items = [_Item(frame, meta, alpha, _grey(x, self.card))]
+        items = [_Item(frame, meta, alpha, grey)]
         for f in self.filters:
             items = [o for i in items for o in f(i)]
         return out + [(i.frame, restore(i.alpha, i.meta)) for i in items]
