@@ -108,7 +108,7 @@ def test_streams_are_independent():
 def test_method_names_are_checked():
     assert parse_method("ofd+ema") == ("ofd", "ema")
     assert parse_method("none") == ("none",) and parse_method("none+ema") == ("ema",)
-    with pytest.raises(ValueError, match="unknown temporal method 'blur'.*none, ema, ofd"):
+    with pytest.raises(ValueError, match="unknown temporal method 'blur'.*none, ema, flow, ofd"):
         parse_method("blur")
     with pytest.raises(ValueError, match="previous-frame input"):
         parse_method("prior", CARD)
@@ -163,3 +163,27 @@ def test_latest_drops_what_a_slow_consumer_missed():
         got.append(x)
         time.sleep(0.03)
     assert got == sorted(got) and got[-1] == 19 and src.dropped == 20 - len(got) > 0
+
+
+def test_flow_smooths_a_moving_scene_where_ema_lets_go():
+    import cv2
+
+    card = ModelCard(arch="fake", input_size=(64, 64), mean=(0, 0, 0), std=(1, 1, 1))
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.random((64, 128)).astype(np.float32), (0, 0), 2)
+    texture = (texture - texture.min()) / np.ptp(texture)
+    person = np.zeros((64, 128), np.float32)
+    person[16:56, 40:72] = 1
+    shift = [2 * t for t in range(10)]  # the camera pans 2 px a frame
+    clip = [np.repeat((texture[:, s:s + 64] * 255).astype(np.uint8)[..., None], 3, 2)
+            for s in shift]
+    truth = [person[:, s:s + 64] for s in shift]
+    noisy = [t + rng.normal(0, 0.15, t.shape).astype(np.float32) for t in truth]
+
+    def error(method):
+        st = Stream(Scripted(noisy), card, method, cut_threshold=None)
+        out = [a for _, a in stream_pairs(st, clip)]
+        return np.mean([np.abs(a - t)[8:-8, 8:-8].mean() for a, t in zip(out[4:], truth[4:])])
+
+    assert error("ema") > 0.8 * error("none")  # everything moves: ema keeps the noise
+    assert error("flow") < 0.7 * error("none")  # flow lines the frames up and averages

@@ -19,5 +19,5 @@ def threads_for(threads: int | None, jobs: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
 REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")
-TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, ofd, prior (4-channel "
-                        "models) or a chain such as ofd+ema; default: ofd+ema (docs/video.md).")
+TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, flow, ofd, prior (4-channel "
+                        "models) or a chain such as ofd+ema; default: ema (docs/video.md).")

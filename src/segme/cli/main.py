@@ -16,6 +16,7 @@ from segme.cli import cutout as cutout_cli
 from segme.cli import data as data_cli
 from segme.cli import demo as demo_cli
 from segme.cli import eval as eval_cli
+from segme.cli import eval_video as eval_video_cli
 from segme.cli import export as export_cli
 from segme.cli import mask as mask_cli
 from segme.cli import models as models_cli
@@ -37,6 +38,7 @@ app.command("bench")(bench_cli.bench)
 app.add_typer(models_cli.app, name="models")
 app.command("train")(train_cli.train)
 app.command("eval")(eval_cli.evaluate)
+app.command("eval-video")(eval_video_cli.eval_video)
 app.command("export")(export_cli.export)
 app.command("synth")(data_cli.synth)
 

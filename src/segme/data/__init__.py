@@ -1,8 +1,9 @@
-"""Datasets for the supported folder layouts, augmentation, compositing and prior simulation.
+"""Datasets for the supported folder layouts, augmentation, compositing, prior simulation
+and synthetic camera motion.
 
-``folders``, ``prior`` and ``synthetic`` need numpy, Pillow and OpenCV only and are imported
-eagerly; the torch dataset and the albumentations pipelines load on first use, so torch-free
-evaluation can ``from segme.data import find_pairs, load_pair``.
+``folders``, ``motion``, ``prior`` and ``synthetic`` need numpy, Pillow and OpenCV only and
+are imported eagerly; the torch dataset and the albumentations pipelines load on first use,
+so torch-free evaluation can ``from segme.data import find_pairs, load_pair``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from segme.data.folders import (
     load_mask,
     load_pair,
 )
+from segme.data.motion import camera_path, motion_clip
 from segme.data.prior import simulate_prior
 from segme.data.synthetic import make_synthetic_dataset, synthetic_pair
 
@@ -30,12 +32,14 @@ _LAZY = {
 __all__ = [
     "DataError",
     "Pair",
+    "camera_path",
     "check_pairs",
     "find_pairs",
     "load_image",
     "load_mask",
     "load_pair",
     "make_synthetic_dataset",
+    "motion_clip",
     "simulate_prior",
     "synthetic_pair",
     *_LAZY,
