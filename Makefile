@@ -3,7 +3,7 @@ PY ?= python
 DATA ?= ../shared/data/portraits
 MODEL ?= sinet
 
-.PHONY: install demo train-demo test lint bench train-portraits
+.PHONY: install demo train-demo test lint bench train-portraits web serve
 
 install:
 	pip install -e ".[dev]"
@@ -32,3 +32,10 @@ bench:
 train-portraits:
 	segme train --model $(MODEL) --data $(DATA)/train --val $(DATA)/val \
 		--backgrounds ../shared/data/backgrounds --out runs/$(MODEL)
+
+# the web page of `segme serve` (onnxruntime-web): build web/ into src/segme/serve/static/
+web:
+	cd web && npm ci && npm run build
+
+serve: web
+	segme serve

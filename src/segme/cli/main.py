@@ -21,6 +21,7 @@ from segme.cli import export as export_cli
 from segme.cli import mask as mask_cli
 from segme.cli import models as models_cli
 from segme.cli import replace as replace_cli
+from segme.cli import serve as serve_cli
 from segme.cli import train as train_cli
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.command("eval")(eval_cli.evaluate)
 app.command("eval-video")(eval_video_cli.eval_video)
 app.command("export")(export_cli.export)
 app.command("synth")(data_cli.synth)
+app.command("serve")(serve_cli.serve)
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError,
                OSError)

@@ -8,11 +8,12 @@ photo); corrupt, truncated, empty and decompression-bomb files refused with one 
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
@@ -20,6 +21,48 @@ _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 class ImageError(ValueError):
     """An image that cannot be used; the message names the file and the reason."""
+
+
+class ImageTooLarge(ImageError):
+    """An image with more pixels than the reader allows (a decompression-bomb guard)."""
+
+
+# What decode_image accepts by default: the photo formats browsers and phones send (a
+# camera's multi-picture JPEG opens as JPEG). Pillow's other plugins stay off for bytes from
+# strangers: EPS, for one, runs Ghostscript.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
+
+
+def _open(fp, name: str, max_pixels: int | None = None,
+          formats: tuple[str, ...] | None = None) -> Image.Image:
+    """Open ``fp`` (a path or a binary file object), check its size, decode, EXIF-orient."""
+    try:
+        with warnings.catch_warnings():
+            # Between MAX_IMAGE_PIXELS and twice that PIL only warns; above, it raises: the
+            # limit stays PIL's own unless the caller sets a lower one.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fp, formats=formats) as img:
+                # the header gives the size: refuse before decoding, not after
+                if max_pixels is not None and img.width * img.height > max_pixels:
+                    raise ImageTooLarge(
+                        f"cannot read {name}: {img.width}x{img.height} pixels is more than the "
+                        f"{max_pixels / 1e6:g} megapixels allowed; send a smaller image"
+                    )
+                img.load()  # decode now: a truncated file fails here, not later
+                return ImageOps.exif_transpose(img)
+    except (ImageError, MemoryError):
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"cannot read {name}: file not found") from None
+    except Image.DecompressionBombError as e:
+        raise ImageTooLarge(f"cannot read {name}: {e}") from None
+    except UnidentifiedImageError:
+        kinds = f" ({', '.join(formats)})" if formats else ""
+        raise ImageError(f"cannot read {name}: not an image of a known format{kinds}") from None
+    except Exception as e:
+        # corrupt data makes PIL's plugins raise OSError, ValueError, SyntaxError,
+        # struct.error, IndexError...: each of them means a bad file, not a bug here
+        raise ImageError(f"cannot read {name}: {str(e) or type(e).__name__}") from None
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -32,20 +75,29 @@ def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"cannot read {path}: it is a folder, not an image")
-    try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice that PIL only warns; above, it raises: the
-            # limit stays PIL's own.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()  # decode now: a truncated file fails here, not later
-                return ImageOps.exif_transpose(img)
-    except FileNotFoundError:
-        raise ImageError(f"cannot read {path}: file not found") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"cannot read {path}: {e}") from None
-    except (OSError, ValueError, SyntaxError) as e:  # PIL raises all three on corrupt data
-        raise ImageError(f"cannot read {path}: {e}") from None
+    return _open(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = None,
+                 formats: tuple[str, ...] | None = UPLOAD_FORMATS) -> np.ndarray:
+    """Decode an encoded image held in memory (an upload) as uint8 [H, W, 3] RGB.
+
+    The same rules as ``read_image`` (EXIF orientation, 16-bit, CMYK, palette, alpha...).
+
+    Args:
+        data: the encoded file's bytes.
+        name: how error messages name the image (e.g. "field 'file'").
+        max_pixels: refuse images with more pixels (width x height) than this, read from the
+            header before anything is decoded; None: PIL's decompression-bomb limit only.
+        formats: Pillow format names to try (None: every plugin Pillow has).
+
+    Raises:
+        ImageTooLarge: more pixels than ``max_pixels`` (or PIL's limit).
+        ImageError: empty, not an image, truncated or corrupt (the message says which).
+    """
+    if not data:
+        raise ImageError(f"cannot read {name}: it is empty (0 bytes)")
+    return pil_to_rgb(_open(io.BytesIO(data), name, max_pixels, formats), name)
 
 
 def plane_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:

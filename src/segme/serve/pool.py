@@ -1,0 +1,143 @@
+"""The inference pool behind the HTTP server: models loaded once, bounded work, a deadline.
+
+A request is *admitted* (or refused at once with ``Busy``) before its body is read, then its
+job runs on one of ``workers`` threads with a Segmenter of its own. At most ``workers``
+jobs run and at most ``queue`` admitted requests wait; the event loop never runs a model.
+
+Each worker thread has its own Segmenter (its own ONNX Runtime session with ``threads``
+intra-op threads): workers x threads cores are used without two runs contending for one
+session's thread pool, and backends whose interpreters are not thread-safe (LiteRT) need
+no special case. The cost is one copy of the weights per worker, small for these models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue as queue_mod
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from segme.segmenter import Segmenter
+
+T = TypeVar("T")
+
+
+class Busy(Exception):
+    """Every worker is busy and the waiting queue is full; try again shortly."""
+
+
+class Slot:
+    """One admitted request's place in the pool; released once, when its job is done (or
+    when the request ends without one)."""
+
+    def __init__(self, pool: InferencePool) -> None:
+        self._pool = pool
+        self._held = True
+        self.handed_over = False  # a job owns the slot now: its completion releases it
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._pool.admitted -= 1
+
+
+class InferencePool:
+    """``workers`` Segmenters on as many threads, with admission control.
+
+    Args:
+        model: model file (see ``Segmenter``); None: the built-in model.
+        workers: jobs that run at once (one thread and one Segmenter each).
+        threads: inference threads per worker; None: cores // workers (at least 1).
+        queue: admitted requests that may wait for a worker; more are refused (``Busy``).
+
+    Raises:
+        ValueError, FileNotFoundError: a bad argument or model file (at construction: the
+            models are loaded here, once).
+    """
+
+    def __init__(self, model: str | Path | None = None, workers: int = 2,
+                 threads: int | None = None, queue: int = 16) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        if queue < 0:
+            raise ValueError(f"queue must be 0 or more, got {queue}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        self.workers = workers
+        self.queue_limit = queue
+        self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        self.model = Path(model) if model is not None else None
+        self._free: queue_mod.SimpleQueue[Segmenter] = queue_mod.SimpleQueue()
+        first = Segmenter(model, threads=self.threads)
+        self.card = first.card
+        self._free.put(first)
+        for _ in range(workers - 1):
+            self._free.put(Segmenter(model, threads=self.threads))
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="segme-worker")
+        self._lock = threading.Lock()
+        self.admitted = 0  # requests between admission and job completion (event loop only)
+        self.running = 0  # jobs on a worker now (worker threads, under _lock)
+        self.closed = False
+
+    @property
+    def waiting(self) -> int:
+        """Admitted requests not running yet (reading their upload or queued)."""
+        return max(0, self.admitted - self.running)
+
+    def admit(self) -> Slot:
+        """A place for one request, or ``Busy``. Call from the event loop only."""
+        if self.closed:
+            raise Busy("the server is shutting down")
+        if self.admitted >= self.workers + self.queue_limit:
+            raise Busy(f"all {self.workers} workers are busy and {self.queue_limit} requests "
+                       "are waiting; retry shortly")
+        self.admitted += 1
+        return Slot(self)
+
+    async def run(self, slot: Slot, job: Callable[[Segmenter], T], timeout: float) -> T:
+        """Run ``job(segmenter)`` on a worker; its result, or its exception re-raised.
+
+        The slot is released when the job is done, not when this returns: a timed-out job
+        that is already running cannot be stopped, and until it ends it still holds a worker,
+        so admission must keep counting it.
+
+        Raises:
+            TimeoutError: no result within ``timeout`` seconds (queue wait included); a job
+                still queued is cancelled and never runs.
+        """
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(self._call, job)
+        slot.handed_over = True
+
+        def done(_: Future) -> None:
+            try:
+                loop.call_soon_threadsafe(slot.release)
+            except RuntimeError:  # the loop is closed: the server has stopped
+                pass
+
+        future.add_done_callback(done)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except asyncio.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"no result within {timeout:g} s") from None
+
+    def _call(self, job: Callable[[Segmenter], T]) -> T:
+        seg = self._free.get()  # never blocks: one Segmenter per worker thread
+        with self._lock:
+            self.running += 1
+        try:
+            return job(seg)
+        finally:
+            with self._lock:
+                self.running -= 1
+            self._free.put(seg)
+
+    def close(self) -> None:
+        """Refuse new requests, drop queued jobs; running ones finish in the background."""
+        self.closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,535 @@
+"""The HTTP API (segme.serve) through FastAPI's TestClient on a tiny model, and `segme serve`
+once for real: endpoints, inputs, odd images, every limit and every refusal."""
+
+import io
+import json
+import os
+import re
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("httpx", reason="httpx (FastAPI's TestClient) is not installed")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from segme import effects  # noqa: E402
+from segme.cards import ModelCard  # noqa: E402
+from segme.segmenter import Segmenter  # noqa: E402
+from segme.serve import create_app  # noqa: E402
+from segme.serve import pool as pool_module  # noqa: E402
+
+SEGME = shutil.which("segme")
+H, W = 48, 40  # the test photo: taller than wide, so a lost rotation shows
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The registered test_tiny model as .onnx and .safetensors (a non-ONNX model)."""
+    torch = pytest.importorskip("torch")
+
+    from segme.export.onnx import export_onnx
+    from segme.export.weights import save_weights
+    from segme.models import create_model
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("serve")
+    model = create_model("test_tiny")
+    save_weights(model, model.card(32), root / "tiny.safetensors")
+    return export_onnx(model, root / "tiny.onnx", model.card(32)), root / "tiny.safetensors"
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny):
+    return tiny[0]
+
+
+@pytest.fixture(scope="module")
+def client(tiny_onnx):
+    with TestClient(create_app(tiny_onnx, workers=1, threads=1, static_dir=None)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """uint8 [H, W, 3]: a bright ellipse on a textured background."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 120, (H, W, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:H, :W]
+    img[((yy - 20) / 14) ** 2 + ((xx - 20) / 10) ** 2 < 1] = (230, 190, 160)
+    return img
+
+
+def encode(array, fmt="JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    (array if isinstance(array, Image.Image) else Image.fromarray(array)).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def decoded(res) -> Image.Image:
+    assert res.status_code == 200, res.text
+    return Image.open(io.BytesIO(res.content))
+
+
+def refused(res, status, *words):
+    assert res.status_code == status, (res.status_code, res.text)
+    assert res.headers["content-type"] == "application/json"
+    message = res.json()["error"]
+    for w in words:
+        assert w in message, message
+    return message
+
+
+def multipart(client, verb, data: bytes, **fields):
+    return client.post(f"/v1/{verb}", files={"file": ("photo.jpg", data, "image/jpeg")},
+                       data=fields)
+
+
+def raw(client, verb, data: bytes, ctype="image/jpeg", **params):
+    return client.post(f"/v1/{verb}", content=data, params=params,
+                       headers={"content-type": ctype})
+
+
+# endpoints ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("send", [multipart, raw])
+@pytest.mark.parametrize("verb,extra,ctype,mode", [
+    ("cutout", {}, "image/png", "RGBA"),
+    ("mask", {}, "image/png", "L"),
+    ("replace", {"bg": "green"}, "image/jpeg", "RGB"),
+    ("blur", {}, "image/jpeg", "RGB"),
+    ("blur", {"strength": "40"}, "image/jpeg", "RGB"),
+])
+def test_verbs_answer_an_image_of_the_input_size(client, photo, send, verb, extra, ctype, mode):
+    res = send(client, verb, encode(photo), **extra)
+    img = decoded(res)
+    assert res.headers["content-type"] == ctype
+    assert img.size == (W, H) and img.mode == mode
+
+
+def test_outputs_match_the_library(client, photo, tiny_onnx):
+    """The server's mask and cut-out are the library's, bit for bit (PNG is lossless)."""
+    data = encode(photo, "PNG")
+    alpha = Segmenter(tiny_onnx, threads=1)(photo)
+    mask = np.asarray(decoded(raw(client, "mask", data, "image/png")))
+    np.testing.assert_array_equal(mask, effects.mask8(alpha))
+    rgba = np.asarray(decoded(multipart(client, "cutout", data)))
+    np.testing.assert_array_equal(rgba, effects.cutout(photo, alpha))
+    refined = np.asarray(decoded(raw(client, "mask", data, "image/png", refine="true")))
+    np.testing.assert_array_equal(refined, effects.mask8(effects.refine(alpha, photo)))
+    green = np.asarray(decoded(raw(client, "replace", data, "image/png", bg="0,177,64",
+                                   format="png")))
+    np.testing.assert_array_equal(green, effects.replace_background(photo, alpha, (0, 177, 64)))
+
+
+@pytest.mark.parametrize("verb,fmt,ctype", [
+    ("cutout", "webp", "image/webp"), ("mask", "jpeg", "image/jpeg"),
+    ("replace", "png", "image/png"), ("blur", "webp", "image/webp"), ("blur", "JPG", "image/jpeg"),
+])
+def test_format_parameter_picks_the_output(client, photo, verb, fmt, ctype):
+    extra = {"bg": "#102030"} if verb == "replace" else {}
+    res = multipart(client, verb, encode(photo), format=fmt, **extra)  # as a form field
+    assert decoded(res).size == (W, H) and res.headers["content-type"] == ctype
+    res = raw(client, verb, encode(photo), format=fmt, **extra)  # as a query parameter
+    assert decoded(res).size == (W, H) and res.headers["content-type"] == ctype
+    if verb == "cutout":
+        assert decoded(res).mode == "RGBA"
+
+
+@pytest.mark.parametrize("fit", ["fill", "fit"])
+def test_replace_with_an_uploaded_background(client, photo, fit):
+    background = np.zeros((30, 90, 3), np.uint8)
+    background[:] = (255, 0, 0)
+    res = client.post("/v1/replace", data={"fit": fit, "format": "png"},
+                      files={"file": ("p.jpg", encode(photo)),
+                             "background": ("bg.png", encode(background, "PNG"))})
+    out = np.asarray(decoded(res))
+    assert out.shape == (H, W, 3)
+    assert (out[..., 0] > out[..., 1]).any()  # red shows wherever the alpha is low
+
+
+# odd images --------------------------------------------------------------------------------
+
+def odd_images(photo):
+    img = Image.fromarray(photo)
+    deep = Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257)
+    return {
+        "16-bit png": encode(deep, "PNG"),
+        "cmyk jpeg": encode(img.convert("CMYK"), "JPEG"),
+        "palette png": encode(img.convert("P"), "PNG"),
+        "rgba png": encode(img.convert("RGBA"), "PNG"),
+        "grey jpeg": encode(img.convert("L"), "JPEG"),
+        "1-bit png": encode(img.convert("1"), "PNG"),
+        "webp": encode(img, "WEBP"),
+        "bmp": encode(img, "BMP"),
+        "tiff": encode(img, "TIFF"),
+        "gif": encode(img, "GIF"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["16-bit png", "cmyk jpeg", "palette png", "rgba png",
+                                  "grey jpeg", "1-bit png", "webp", "bmp", "tiff", "gif"])
+def test_odd_images_are_read_like_files(client, photo, kind, tmp_path):
+    data = odd_images(photo)[kind]
+    out = np.asarray(decoded(multipart(client, "mask", data)))
+    assert out.shape == (H, W)
+    path = tmp_path / "odd"  # the same bytes as a file through the CLI's reader
+    path.write_bytes(data)
+    from segme.io.images import read_image
+
+    np.testing.assert_array_equal(out, effects.mask8(Segmenter(client.app.state.pool.model,
+                                                               threads=1)(read_image(path))))
+
+
+def test_exif_rotation_is_applied(client, photo):
+    """An EXIF orientation 6 JPEG stores the photo on its side; every output is upright."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display: rotate 90 degrees clockwise
+    stored = np.ascontiguousarray(np.rot90(photo, 1))  # [W, H]: what a sideways camera wrote
+    data = encode(stored, "JPEG", exif=exif.tobytes(), quality=100)
+    upright = np.asarray(Image.open(io.BytesIO(data)).transpose(Image.Transpose.ROTATE_270))
+    assert upright.shape == photo.shape
+    seg = Segmenter(client.app.state.pool.model, threads=1)
+    mask = np.asarray(decoded(raw(client, "mask", data)))
+    np.testing.assert_array_equal(mask, effects.mask8(seg(upright)))
+    rgba = decoded(multipart(client, "cutout", data))
+    assert rgba.size == (W, H) and "exif" not in rgba.info  # no second rotation downstream
+    for verb, extra in (("replace", {"bg": "white"}), ("blur", {})):
+        assert decoded(raw(client, verb, data, **extra)).size == (W, H)
+
+
+# refusals ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,request_kwargs,status,words", [
+    ("empty body", dict(content=b""), 400, ["empty body"]),
+    ("empty image body", dict(content=b"", headers={"content-type": "image/jpeg"}), 400,
+     ["empty body", "0 bytes"]),
+    ("empty upload", dict(files={"file": ("a.jpg", b"")}), 400, ["empty image", "'file'"]),
+    ("not an image", dict(content=b"hello, world" * 10, headers={"content-type": "image/png"}),
+     400, ["not an image"]),
+    ("text instead of json", dict(content=b"{}", headers={"content-type": "application/json"}),
+     415, ["application/json", "Content-Type image/jpeg"]),
+    ("no content type", dict(content=b"\xff\xd8\xff"), 415, ["missing"]),
+    ("wrong field", dict(files={"image": ("a.jpg", b"\xff\xd8")}), 400,
+     ["unknown file field 'image'", "file"]),
+    ("path instead of file", dict(files={"file": (None, "/etc/passwd")}), 400,
+     ["'file' must be an uploaded file"]),
+    ("no file at all", dict(files={"format": (None, "png")}), 400, ["no image", "none"]),
+    ("two files", dict(files=[("file", ("a.jpg", b"1")), ("file", ("b.jpg", b"2"))]), 400,
+     ["Too many files"]),
+])
+def test_bad_requests_get_a_json_4xx(client, name, request_kwargs, status, words):
+    refused(client.post("/v1/mask", **request_kwargs), status, *words)
+
+
+def test_truncated_jpeg_is_named(client, photo):
+    data = encode(photo)
+    refused(raw(client, "cutout", data[: len(data) // 2]), 400, "request body", "truncated")
+    refused(multipart(client, "cutout", data[: len(data) // 2]), 400, "field 'file'",
+            "truncated")
+
+
+@pytest.mark.parametrize("verb,params,words", [
+    ("replace", {"bg": "nocolour"}, ["bad bg", "nocolour", "#rrggbb"]),
+    ("replace", {"bg": "300,0,0"}, ["bad bg"]),
+    ("replace", {}, ["no background", "bg"]),
+    ("replace", {"bg": "red", "fit": "stretch"}, ["fit must be fill or fit"]),
+    ("blur", {"strength": "strong"}, ["strength must be a number", "'strong'"]),
+    ("blur", {"strength": "-1"}, ["strength must be a number from 0 to 100"]),
+    ("blur", {"strength": "nan"}, ["strength"]),
+    ("blur", {"strength": "1e9"}, ["strength"]),
+    ("mask", {"format": "gif"}, ["unknown format 'gif'", "png"]),
+    ("cutout", {"format": "jpeg"}, ["transparency", "png or webp"]),
+    ("mask", {"refine": "maybe"}, ["refine must be true or false"]),
+    ("mask", {"strength": "3"}, ["unknown parameter 'strength'", "format, refine"]),
+    ("blur", {"path": "/etc/passwd"}, ["unknown parameter 'path'"]),
+])
+def test_bad_options_are_named(client, photo, verb, params, words):
+    refused(raw(client, verb, encode(photo), **params), 400, *words)
+    refused(multipart(client, verb, encode(photo), **params), 400, *words)
+
+
+def test_background_colour_and_image_conflict(client, photo):
+    res = client.post("/v1/replace", data={"bg": "red"},
+                      files={"file": ("a.jpg", encode(photo)), "background": ("b.jpg",
+                                                                              encode(photo))})
+    refused(res, 400, "not both")
+    res = client.post("/v1/replace", files={"file": ("a.jpg", encode(photo)),
+                                            "background": ("b.jpg", b"nonsense")})
+    refused(res, 400, "field 'background'", "not an image")
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    refused(client.get("/v1/nothing"), 404)
+    refused(client.get("/v1/cutout"), 405)
+
+
+# limits ------------------------------------------------------------------------------------
+
+def test_body_larger_than_max_bytes_is_413(tiny_onnx, photo):
+    data = encode(photo, "PNG")
+    with TestClient(create_app(tiny_onnx, workers=1, max_bytes=len(data) - 1)) as c:
+        refused(raw(c, "mask", data, "image/png"), 413, "larger than")
+        refused(multipart(c, "mask", data), 413, "larger than")
+        chunks = (data[i: i + 512] for i in range(0, len(data), 512))  # no Content-Length
+        res = c.post("/v1/mask", content=chunks, headers={"content-type": "image/png"})
+        refused(res, 413, "larger than")
+        small = encode(photo[:20, :20], "PNG")
+        assert decoded(raw(c, "mask", small, "image/png")).size == (20, 20)
+        assert c.get("/healthz").json()["queue_depth"] == 0  # refusals held no slot
+
+
+def test_image_with_too_many_pixels_is_413(tiny_onnx, photo):
+    with TestClient(create_app(tiny_onnx, workers=1, max_pixels=H * W - 1)) as c:
+        refused(raw(c, "mask", encode(photo)), 413, f"{W}x{H}", "megapixels")
+        small = encode(photo[:20, :20])
+        assert decoded(raw(c, "mask", small)).size == (20, 20)
+        res = c.post("/v1/replace", files={"file": ("a.jpg", small),
+                                           "background": ("b.jpg", encode(photo))})
+        refused(res, 413, "field 'background'")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header claims width x height RGB pixels (its data is a stub)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("width,height", [(10_000, 5_000), (100_000, 100_000)])
+def test_decompression_bombs_are_refused_from_the_header(client, width, height):
+    """50 and 10,000 megapixels (150 MB and 30 GB as RGB) in a few hundred bytes: refused
+    before any decoding (the default limit is 40 megapixels; PIL's own is 179)."""
+    refused(raw(client, "mask", png_claiming(width, height), "image/png"), 413, "pixels")
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """Inference that waits for ``gate.set()``: slow on demand, deterministically."""
+    started, gate = threading.Event(), threading.Event()
+
+    class GatedSegmenter(Segmenter):
+        def __call__(self, image):
+            started.set()
+            if not gate.wait(30):
+                raise RuntimeError("the test never opened the gate")
+            return super().__call__(image)
+
+    monkeypatch.setattr(pool_module, "Segmenter", GatedSegmenter)
+    gate.started = started
+    yield gate
+    gate.set()  # never leave a worker blocked
+
+
+def wait_until(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_slow_inference_times_out_with_504(tiny_onnx, photo, gate):
+    with TestClient(create_app(tiny_onnx, workers=1, timeout=0.3)) as c:
+        t0 = time.monotonic()
+        refused(raw(c, "mask", encode(photo)), 504, "no result within 0.3 s")
+        assert time.monotonic() - t0 < 5
+        health = c.get("/healthz").json()
+        assert health["running"] == 1  # the stuck job still holds its worker...
+        gate.set()
+        wait_until(lambda: c.get("/healthz").json()["running"] == 0)
+        assert decoded(raw(c, "mask", encode(photo))).size == (W, H)  # ...and then frees it
+
+
+def test_full_queue_gets_503_at_once(tiny_onnx, photo, gate):
+    with TestClient(create_app(tiny_onnx, workers=1, queue=1, timeout=30)) as c:
+        results = {}
+
+        def post(name):
+            results[name] = raw(c, "cutout", encode(photo))
+
+        first = threading.Thread(target=post, args=("first",))
+        first.start()
+        assert gate.started.wait(10)  # the only worker is busy...
+        second = threading.Thread(target=post, args=("second",))
+        second.start()
+        wait_until(lambda: c.get("/healthz").json()["queue_depth"] == 1)  # ...one waits
+        t0 = time.monotonic()
+        res = raw(c, "cutout", encode(photo))
+        assert time.monotonic() - t0 < 5
+        refused(res, 503, "busy", "retry")
+        assert res.headers["retry-after"].isdigit()
+        health = c.get("/healthz").json()
+        assert (health["running"], health["queue_depth"], health["queue_limit"]) == (1, 1, 1)
+        gate.set()
+        first.join(30)
+        second.join(30)
+        assert decoded(results["first"]).size == decoded(results["second"]).size == (W, H)
+        wait_until(lambda: c.get("/healthz").json()["queue_depth"] == 0)
+
+
+def test_models_load_once_per_worker(tiny_onnx, photo, monkeypatch):
+    made = []
+
+    class CountedSegmenter(Segmenter):
+        def __init__(self, *a, **kw):
+            made.append(1)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(pool_module, "Segmenter", CountedSegmenter)
+    with TestClient(create_app(tiny_onnx, workers=3)) as c:
+        for _ in range(4):
+            assert decoded(raw(c, "mask", encode(photo))).size == (W, H)
+    assert len(made) == 3
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    ({"workers": 0}, "workers"), ({"queue": -1}, "queue"), ({"max_bytes": 0}, "max_bytes"),
+    ({"timeout": 0}, "timeout"), ({"threads": 0}, "threads"),
+])
+def test_bad_settings_are_refused_at_startup(tiny_onnx, kwargs, words):
+    with pytest.raises(ValueError, match=words):
+        create_app(tiny_onnx, **kwargs)
+
+
+def test_missing_model_fails_at_startup(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        create_app(tmp_path / "missing.onnx")
+
+
+# model, health, pages ----------------------------------------------------------------------
+
+def test_healthz(client):
+    res = client.get("/healthz")
+    assert res.status_code == 200
+    health = res.json()
+    assert health["ready"] is True and health["arch"] == "test_tiny"
+    assert health["input_size"] == [32, 32]
+    assert health["workers"] == 1 and health["queue_depth"] == 0 and health["running"] == 0
+
+
+def test_model_card_and_onnx_file(client, tiny_onnx):
+    res = client.get("/v1/model")
+    body = res.json()
+    card = ModelCard.from_json(json.dumps(body))
+    assert card == Segmenter(tiny_onnx).card
+    assert body["input_size"] == [32, 32] and len(body["mean"]) == len(body["std"]) == 3
+    assert body["color_order"] == "rgb" and body["onnx_url"] == "/v1/model.onnx"
+    res = client.get(body["onnx_url"])
+    assert res.status_code == 200 and res.headers["content-type"] == "application/octet-stream"
+    assert res.content == tiny_onnx.read_bytes()
+
+
+def test_no_onnx_download_for_another_model_format(tiny, photo):
+    with TestClient(create_app(tiny[1], workers=2, static_dir=None)) as c:  # .safetensors
+        assert c.get("/v1/model").json()["onnx_url"] is None
+        refused(c.get("/v1/model.onnx"), 404, "not ONNX", "segme export")
+        assert decoded(raw(c, "mask", encode(photo))).size == (W, H)  # torch backend serves
+
+
+def test_index_page_with_and_without_static_folder(tiny_onnx, tmp_path, client):
+    page = client.get("/")
+    assert page.status_code == 200 and 'href="/docs"' in page.text
+    assert client.get("/docs").status_code == 200
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/cutout", "/v1/mask", "/v1/replace", "/v1/blur", "/healthz"} <= set(paths)
+    (tmp_path / "index.html").write_text("<title>demo page</title>")
+    (tmp_path / "app.js").write_text("console.log(1)")
+    (tmp_path.parent / "secret.txt").write_text("not for clients")
+    with TestClient(create_app(tiny_onnx, workers=1, static_dir=tmp_path)) as c:
+        assert "demo page" in c.get("/").text
+        assert c.get("/static/app.js").text == "console.log(1)"
+        assert c.get("/static/../secret.txt").status_code == 404
+        assert c.get("/static/%2e%2e/secret.txt").status_code == 404
+
+
+# the real server ---------------------------------------------------------------------------
+
+@pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
+def test_segme_serve_answers_real_http(tiny_onnx, photo):
+    proc = subprocess.Popen([SEGME, "serve", "--port", "0", "--model", str(tiny_onnx),
+                             "--workers", "1", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "segme serve printed nothing within 60 s"
+        line = proc.stdout.readline()
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        assert found, (line, proc.poll())
+        url = found.group(0)
+        req = urllib.request.Request(f"{url}/v1/cutout", data=encode(photo), method="POST",
+                                     headers={"Content-Type": "image/jpeg"})
+        deadline = time.monotonic() + 30
+        while True:  # the socket listens before uvicorn accepts: retry briefly
+            try:
+                with urllib.request.urlopen(req, timeout=10) as res:
+                    body, ctype = res.read(), res.headers["Content-Type"]
+                break
+            except urllib.error.URLError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert ctype == "image/png"
+        img = Image.open(io.BytesIO(body))
+        assert img.size == (W, H) and img.mode == "RGBA"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+@pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
+def test_serve_mistakes_give_one_line(tmp_path):
+    import socket
+
+    proc = subprocess.run([SEGME, "serve", "--model", str(tmp_path / "none.onnx")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: model file not found: {tmp_path / 'none.onnx'}"), proc.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run([SEGME, "serve", "--port", str(port)], capture_output=True,
+                              text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: cannot listen on 127.0.0.1:") and "--port" in lines[0]
+
+
+def test_serving_an_onnx_model_never_imports_torch(tiny_onnx):
+    code = ("import sys; import segme.cli.serve; from segme.serve import create_app; "
+            f"create_app({str(tiny_onnx)!r}, workers=1); "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_missing_serve_extra_names_the_pip_command():
+    code = ("import sys; sys.modules['fastapi'] = None; sys.argv = ['segme', 'serve']; "
+            "from segme.cli.main import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and 'pip install "segme[serve]"' in lines[0]
