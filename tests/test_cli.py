@@ -1,31 +1,14 @@
 """The real console script, end to end on synthetic data, and its handling of mistakes."""
 
 import json
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-SEGME = shutil.which("segme")
-pytestmark = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
+from tests.console import assert_clean_error, needs_cli, run
 
-
-def run(*args, ok=True):
-    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def assert_clean_error(proc, *words):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    assert "Traceback" not in proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
+pytestmark = needs_cli
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 and ``segme eval-video`` through the real console script."""
 
 import json
-import shutil
-import subprocess
 from fractions import Fraction
 
 import numpy as np
@@ -12,9 +10,9 @@ import pytest
 from segme.data import camera_path, motion_clip, synthetic_pair
 from segme.evaluate.temporal import TemporalAccumulator
 from segme.evaluate.video import run_clip
+from tests.console import assert_clean_error, needs_cli, run
 
 H, W = 48, 64  # diagonal 80 px: band width d = round(0.02 * 80) = 2
-SEGME = shutil.which("segme")
 
 
 def photo(seed=0, h=H, w=W):
@@ -232,22 +230,6 @@ def test_each_alpha_is_scored_against_its_own_frame():
 
 # --- segme eval-video --------------------------------------------------------------------
 
-def run(*args, ok=True):
-    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600)
-    if ok:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-def assert_clean_error(proc, *words):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
-needs_cli = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,25 @@
+"""Running the real ``segme`` console script from tests, and checking its one-line errors."""
+
+import shutil
+import subprocess
+
+import pytest
+
+SEGME = shutil.which("segme")
+needs_cli = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
+
+
+def run(*args, ok=True):
+    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600)
+    if ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def assert_clean_error(proc, *words):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
