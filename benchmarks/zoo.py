@@ -9,7 +9,9 @@ at 1 and 2 threads (median; all models interleaved in one run).
         --data ../shared/data/portraits/val --mediapipe cache/selfie_segmentation.tflite
 
 ``--mediapipe`` adds Google's MediaPipe selfie segmenter, run through LiteRT (XNNPACK) on
-the same images and the same pre/post-processing, timed in the same interleaved run. Its
+the same images and the same pre/post-processing, timed in the same interleaved run.
+The last column marks the Pareto front of fg-IoU against 1-thread latency (each model on
+its fastest runtime). Its
 file ships inside the ``mediapipe==0.10.14`` wheel (needs ``pip install ai-edge-litert``):
 
     pip download --no-deps mediapipe==0.10.14 -d cache
@@ -107,10 +109,22 @@ def main() -> None:
             r["ratio_1t"] = r["ms_1t"] / med[(ref["file"], 1)]
             r["ratio_2t"] = r["ms_2t"] / med[(ref["file"], 2)]
 
+    # Pareto front of fg-IoU against 1-thread latency, each model on its fastest runtime:
+    # a model is on it when no other is both at least as accurate and faster
+    fastest = {}
+    for r in rows:
+        key = r["file"] if r.get("reference") else r["checkpoint"]
+        if key not in fastest or r["ms_1t"] < fastest[key]["ms_1t"]:
+            fastest[key] = r
+    for r in rows:
+        r["pareto"] = r in fastest.values() and not any(
+            o is not r and o["results"]["all"]["fg_iou"] >= r["results"]["all"]["fg_iou"]
+            and o["ms_1t"] < r["ms_1t"] for o in fastest.values())
+
     print("\n| model | runtime | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
           "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads | ratio to MediaPipe 1t / 2t "
-          "| max diff vs torch |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| max diff vs torch | Pareto |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a = r["results"]
         src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in ("pfcn", "picsart", "ccp")]
@@ -122,10 +136,10 @@ def main() -> None:
         print(f"| {name} | {r['runtime']} | {r['size']} | {params} | {macs} | "
               f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
               f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
-              f"{r['ms_2t']:.2f} | {ratio} | {diff} |")
+              f"{r['ms_2t']:.2f} | {ratio} | {diff} | {'yes' if r['pareto'] else ''} |")
     for name, fg, pf, pa, cc, b in REFERENCE:
         print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
-              f"{cc:.2f} | {b:.1f} | - | - | - | - | - | - |")
+              f"{cc:.2f} | {b:.1f} | - | - | - | - | - | - | |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
