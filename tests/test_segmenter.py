@@ -106,7 +106,7 @@ def test_default_segmenter_is_the_shipped_model_with_its_numbers():
     from segme.segmenter import DEFAULT_MODEL
 
     seg = Segmenter()
-    assert DEFAULT_MODEL.is_file() and seg.card.arch == "sinet"
+    assert DEFAULT_MODEL.is_file() and seg.card.arch == "mnv3_unet"
     assert seg.card.metrics["fg_iou"] > 90 and "portraits" in seg.card.notes
     alpha = seg(np.zeros((120, 90, 3), np.uint8))
     assert alpha.shape == (120, 90)

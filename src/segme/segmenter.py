@@ -21,7 +21,7 @@ from segme.runtime import load_backend
 from segme.temporal import CUT_THRESHOLD, Stream, stream_pairs
 
 WEIGHTS = Path(__file__).parent / "weights"
-DEFAULT_MODEL = WEIGHTS / "sinet-portraits-192.onnx"  # the built-in model: weights/README.md
+DEFAULT_MODEL = WEIGHTS / "mnv3-unet-portraits-224.onnx"  # the built-in model: weights/README.md
 
 
 class Segmenter:
