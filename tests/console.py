@@ -23,3 +23,13 @@ def assert_clean_error(proc, *words):
     assert "Traceback" not in proc.stderr
     for w in words:
         assert w in lines[0], lines[0]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End a server started by a test: SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -30,6 +30,7 @@ from PIL import Image
 
 import segme
 from segme.data.synthetic import synthetic_pair
+from tests.console import stop
 
 CHROMIUM = Path("/usr/bin/chromium")
 PAGE = Path(segme.__file__).parent / "serve" / "static" / "index.html"
@@ -160,11 +161,7 @@ def server(work):
             time.sleep(0.25)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
 
 

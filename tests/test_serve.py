@@ -30,6 +30,7 @@ from segme.cards import ModelCard  # noqa: E402
 from segme.segmenter import Segmenter  # noqa: E402
 from segme.serve import create_app  # noqa: E402
 from segme.serve import pool as pool_module  # noqa: E402
+from tests.console import stop  # noqa: E402
 
 SEGME = shutil.which("segme")
 H, W = 48, 40  # the test photo: taller than wide, so a lost rotation shows
@@ -487,12 +488,7 @@ def test_segme_serve_answers_real_http(tiny_onnx, photo):
         img = Image.open(io.BytesIO(body))
         assert img.size == (W, H) and img.mode == "RGBA"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         proc.stdout.close()
         proc.stderr.close()
 
