@@ -73,7 +73,7 @@ class Segmenter:
 
         Args:
             frames: uint8 [H, W, 3] RGB frames (or anything ``as_rgb`` takes), in order.
-            temporal: ``none``, ``ema``, ``ofd``, ``prior`` or a ``+`` chain (see
+            temporal: ``none``, ``ema``, ``flow``, ``ofd``, ``prior`` or a ``+`` chain (see
                 ``segme.temporal``). ``ofd`` holds one frame back: the alpha of frame t is
                 yielded after frame t+1 was read (and the last one at the end).
             cut_threshold: scene-cut sensitivity; a cut resets the state. None: never.

@@ -93,29 +93,29 @@ class _Ema:
         self.reset()
 
     def reset(self) -> None:
-        self.alpha = self.grey = None
+        self.alpha = self.grey = self.grey8 = None
 
     def __call__(self, item: _Item) -> list[_Item]:
+        grey8 = (np.clip(item.grey * 255.0 + 0.5, 0, 255).astype(np.uint8)
+                 if self.flow is not None else None)  # DIS works on 8-bit images
         if self.alpha is None or self.alpha.shape != item.alpha.shape:
-            self.alpha, self.grey = item.alpha, item.grey
+            self.alpha, self.grey, self.grey8 = item.alpha, item.grey, grey8
             return [item]
         before_alpha, before_grey = self.alpha, self.grey
         if self.flow is not None:
             # where each pixel of the new frame was in the previous one
-            g8 = [np.clip(g * 255.0 + 0.5, 0, 255).astype(np.uint8) for g in (item.grey,
-                                                                               self.grey)]
-            f = self.flow.calc(g8[0], g8[1], None)
+            f = self.flow.calc(grey8, self.grey8, None)
             h, w = item.grey.shape
-            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-            mx, my = gx + f[..., 0], gy + f[..., 1]
-            before_alpha = cv2.remap(self.alpha, mx, my, cv2.INTER_LINEAR,
+            f[..., 0] += np.arange(w, dtype=np.float32)
+            f[..., 1] += np.arange(h, dtype=np.float32)[:, None]
+            before_alpha = cv2.remap(self.alpha, f[..., 0], f[..., 1], cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_REPLICATE)
-            before_grey = cv2.remap(self.grey, mx, my, cv2.INTER_LINEAR,
+            before_grey = cv2.remap(self.grey, f[..., 0], f[..., 1], cv2.INTER_LINEAR,
                                     borderMode=cv2.BORDER_REPLICATE)
         motion = cv2.blur(np.abs(item.grey - before_grey), (5, 5))
-        w = np.clip(EMA_BASE + EMA_GAIN * motion, EMA_BASE, 1.0)
-        self.alpha = w * item.alpha + (1.0 - w) * before_alpha
-        self.grey = item.grey
+        weight = np.clip(EMA_BASE + EMA_GAIN * motion, EMA_BASE, 1.0)
+        self.alpha = weight * item.alpha + (1.0 - weight) * before_alpha
+        self.grey, self.grey8 = item.grey, grey8
         item.alpha = self.alpha
         return [item]
 

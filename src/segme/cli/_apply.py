@@ -40,7 +40,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     from segme.io.sources import expand_images
     from segme.io.video import is_video
     from segme.segmenter import Segmenter
-    from segme.temporal import DEFAULT_VIDEO_METHOD
+    from segme.temporal import DEFAULT_VIDEO_METHOD, parse_method
 
     video_source = is_camera(source) or is_video(source)
     if temporal is not None and not video_source:
@@ -48,7 +48,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     temporal = temporal or DEFAULT_VIDEO_METHOD
     if is_camera(source):
         seg = Segmenter(model, threads=threads)
-        seg.streamer(temporal)  # a bad --temporal fails before the camera opens
+        parse_method(temporal, seg.card)  # a bad --temporal fails before the camera opens
         camera = Camera(int(source), duration)
         out.mkdir(parents=True, exist_ok=True)
         apply_camera(camera, out / f"camera{source}-{time.strftime('%Y%m%d-%H%M%S')}", seg,
@@ -57,7 +57,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     if is_video(source):
         out.mkdir(parents=True, exist_ok=True)
         seg = Segmenter(model, threads=threads)
-        seg.streamer(temporal)  # a bad --temporal fails before any output exists
+        parse_method(temporal, seg.card)  # a bad --temporal fails before any output exists
         apply_video(Path(source), out, seg, render, temporal)
         return
     files = expand_images(source)
