@@ -58,9 +58,11 @@ def test_train_eval_export(trained):
 
 def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
     """The self-training recipe of docs/models.md: a teacher's soft masks for unlabelled
-    photos (`segme mask`), beside the photos, as a second --data folder."""
+    photos (`segme mask`, with test-time augmentation), beside the photos, as a second
+    --data folder."""
     photos = trained / "data/val/images"
-    run("mask", photos, "--model", trained / "run/best.pt", "--out", tmp_path / "pl/masks")
+    run("mask", photos, "--model", trained / "run/best.pt", "--tta", "flip,32,64", "--out",
+        tmp_path / "pl/masks")
     (tmp_path / "pl/images").symlink_to(photos.resolve(), target_is_directory=True)
     masks = sorted((tmp_path / "pl/masks").iterdir())
     assert len(masks) == 6 and len(np.unique(np.asarray(Image.open(masks[0])))) > 2  # soft
@@ -84,6 +86,8 @@ def test_resume_continues(trained):
         (["models", "info", "no_such_net"], ["unknown model", "sinet"]),
         (["eval", "--model", "/no/model.onnx", "--data", "."], ["not found"]),
         (["eval", "--model", "model.xyz", "--data", "."], ["unknown model file type"]),
+        (["mask", ".", "--tta", "flop"], ["--tta takes", "flop"]),
+        (["mask", ".", "--tta", "flip,256"], ["only takes 224x224", ".safetensors"]),
     ],
 )
 def test_user_mistakes_give_one_line(args, words):

@@ -67,6 +67,36 @@ def test_batch_matches_single_calls(tiny_onnx):
         np.testing.assert_allclose(a, seg(img), atol=1e-5)
 
 
+def test_tta_is_the_mean_of_its_passes(tiny_onnx, tmp_path):
+    from segme import Segmenter
+    from segme.export.weights import save_weights
+    from segme.models import create_model
+
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    onnx = Segmenter(tiny_onnx)
+    flip = Segmenter(tiny_onnx, tta="flip")(img)
+    np.testing.assert_allclose(flip, (onnx(img) + onnx(img[:, ::-1])[:, ::-1]) / 2, atol=1e-6)
+    assert not np.allclose(flip, onnx(img), atol=1e-4)  # the mirrored pass counts
+    with pytest.raises(ValueError, match="only takes 32x32"):
+        Segmenter(tiny_onnx, tta="flip,64")  # a fixed-size file cannot run other sizes
+
+    model = create_model("test_tiny")
+    weights = save_weights(model, model.card(32), tmp_path / "tiny.safetensors")
+    base = Segmenter(weights)
+    multi = Segmenter(weights, tta="32,64")(img)
+    big = Segmenter(weights, tta="64")(img)
+    np.testing.assert_allclose(multi, (base(img) + big) / 2, atol=1e-6)
+    assert not np.allclose(big, base(img), atol=1e-4)  # 64 really ran at 64
+    assert [a.shape for a in Segmenter(weights, tta="flip,64").batch([img, img[:9]])] == [
+        (40, 50), (9, 50)]
+    with pytest.raises(ValueError, match="multiple of the model's size divisor"):
+        Segmenter(weights, tta="50")
+    for bad in ("flop", "0", "flip,,"):
+        with pytest.raises(ValueError, match="--tta takes"):
+            Segmenter(weights, tta=bad)
+
+
 def test_bad_inputs_raise_clear_errors(tiny_onnx, tmp_path):
     from segme import Segmenter
 

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from segme.cards import ModelCard
 from segme.io.images import as_rgb
 from segme.postprocess import restore
 from segme.preprocess import prepare
@@ -24,6 +26,74 @@ WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "mnv3-unet-portraits-224.onnx"  # the built-in model: weights/README.md
 
 
+@dataclass(frozen=True)
+class TTA:
+    """Test-time augmentation: the mean alpha over input sizes and, with ``flip``, their
+    mirror images. Slower by the number of passes; more accurate (a teacher's labels).
+
+    Attributes:
+        sizes: square input sides to run at; empty = the model's own input size only.
+        flip: also run every size on the horizontally mirrored image.
+    """
+
+    sizes: tuple[int, ...] = ()
+    flip: bool = False
+
+    @classmethod
+    def parse(cls, spec: str | None) -> TTA | None:
+        """``"flip"``, ``"224,288"`` or ``"flip,224,256,320"`` -> TTA; None/"" -> None."""
+        if not spec:
+            return None
+        sizes, flip = [], False
+        for item in (s.strip().lower() for s in spec.split(",")):
+            if item == "flip":
+                flip = True
+            elif item.isdigit() and int(item) > 0:
+                sizes.append(int(item))
+            else:
+                raise ValueError(f"--tta takes 'flip' and input sizes separated by commas "
+                                 f"(e.g. flip,224,288), got {item!r}")
+        return cls(tuple(sizes), flip)
+
+    def cards(self, card: ModelCard, dynamic: bool) -> list[ModelCard]:
+        """The card of each pass; checks that the sizes suit the model and its runtime."""
+        sizes = self.sizes or (card.input_size[0],)
+        out = []
+        for s in sizes:
+            if (s, s) == card.input_size:
+                out.append(card)
+                continue
+            if not dynamic:
+                raise ValueError(
+                    f"this model file only takes {card.input_size[0]}x{card.input_size[1]} "
+                    f"input; multi-size --tta needs the .pt or .safetensors weights")
+            if s % card.size_divisor:
+                raise ValueError(f"--tta size {s} is not a multiple of the model's size "
+                                 f"divisor {card.size_divisor}")
+            out.append(replace(card, input_size=(s, s)))
+        return out
+
+
+def predict(backend, image: np.ndarray, tta: TTA | None = None) -> np.ndarray:
+    """One image through a backend: uint8 [H, W, 3] RGB -> alpha float32 [H, W] in [0, 1].
+
+    With ``tta``, the mean of the restored alphas of every pass."""
+    if tta is None:
+        x, meta = prepare(image, backend.card)
+        return restore(backend.run(x), meta)
+    total = None
+    passes = 0
+    for card in tta.cards(backend.card, getattr(backend, "dynamic_size", False)):
+        x, meta = prepare(image, card)
+        alphas = [restore(backend.run(x), meta)]
+        if tta.flip:
+            alphas.append(restore(backend.run(np.ascontiguousarray(x[..., ::-1])), meta)[:, ::-1])
+        for a in alphas:
+            total = a if total is None else total + a
+            passes += 1
+    return np.clip(total / passes, 0.0, 1.0)
+
+
 class Segmenter:
     """Runs an exported segme model on images of any size and aspect.
 
@@ -32,9 +102,13 @@ class Segmenter:
             it), or a ``.pt`` / ``.safetensors`` file when PyTorch is installed; None: the
             built-in model.
         threads: inference threads (None: the runtime's default, all cores).
+        tta: test-time augmentation for single images (``TTA`` or its text, e.g.
+            ``"flip,224,256,320"``; sizes other than the model's need ``.pt`` /
+            ``.safetensors`` weights). Videos and streams ignore it.
     """
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 tta: TTA | str | None = None) -> None:
         if model is None:
             model = DEFAULT_MODEL
             if not model.is_file():
@@ -44,6 +118,11 @@ class Segmenter:
                 )
         self.backend = load_backend(model, threads)
         self.card = self.backend.card  # a video model's prior plane starts at zeros
+        self.tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
+        if self.tta is not None:
+            if self.card.stateful_inputs:
+                raise ValueError("--tta does not apply to models with a previous-frame input")
+            self.tta.cards(self.card, getattr(self.backend, "dynamic_size", False))
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None) -> Segmenter:
@@ -58,8 +137,7 @@ class Segmenter:
         Returns:
             float32 [H, W] in [0, 1], the person's alpha at the image's own size.
         """
-        x, meta = prepare(as_rgb(image), self.card)
-        return restore(self.backend.run(x), meta)
+        return predict(self.backend, as_rgb(image), self.tta)
 
     def streamer(self, temporal: str = "none", cut_threshold: float | None = CUT_THRESHOLD
                  ) -> Stream:
@@ -87,6 +165,8 @@ class Segmenter:
 
     def batch(self, images: Iterable, batch_size: int = 8) -> list[np.ndarray]:
         """Alphas of several images (any sizes), run ``batch_size`` at a time."""
+        if self.tta is not None:
+            return [self(image) for image in images]
         out: list[np.ndarray] = []
         pending: list[tuple[np.ndarray, object]] = []
 

@@ -28,11 +28,12 @@ def same_suffix(path: Path) -> str:
 
 
 def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
-          render: Render, duration: float | None = None, temporal: str | None = None) -> None:
+          render: Render, duration: float | None = None, temporal: str | None = None,
+          tta: str | None = None) -> None:
     """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped.
 
     ``temporal`` (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and
-    cameras only."""
+    cameras only, ``tta`` (``segme.segmenter.TTA``) to images only."""
     from rich.progress import Progress
 
     from segme.io.camera import Camera, is_camera
@@ -45,6 +46,8 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     video_source = is_camera(source) or is_video(source)
     if temporal is not None and not video_source:
         raise ValueError("--temporal applies to videos and cameras, not to images")
+    if tta and video_source:
+        raise ValueError("--tta applies to images, not to videos and cameras")
     temporal = temporal or DEFAULT_VIDEO_METHOD
     if is_camera(source):
         seg = Segmenter(model, threads=threads)
@@ -60,6 +63,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
         parse_method(temporal, seg.card)  # a bad --temporal fails before any output exists
         apply_video(Path(source), out, seg, render, temporal)
         return
+    seg = Segmenter(model, threads=threads, tta=tta)  # a bad model or --tta fails first
     files = expand_images(source)
     stems: dict[str, Path] = {}
     for f in files:
@@ -71,7 +75,6 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     if not os.access(out, os.W_OK):
         raise PermissionError(f"output folder is not writable: {out}")
     jobs = max(1, min(jobs, len(files)))
-    seg = Segmenter(model, threads=threads)
     inputs = {f.resolve() for f in files}
 
     def one(path: Path) -> str | None:

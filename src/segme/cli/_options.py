@@ -21,3 +21,6 @@ DURATION = typer.Option(None, help="Camera sources: stop after this many seconds
 REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")
 TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, flow, ofd, prior (4-channel "
                         "models) or a chain such as ofd+ema; default: ema (docs/video.md).")
+TTA = typer.Option(None, help="Test-time augmentation for images: 'flip' and/or input sizes, "
+                   "e.g. flip,224,256,320 (sizes other than the model's need .pt/.safetensors "
+                   "weights); slower, more accurate: a teacher's labels.")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from segme.cli import _options as opt
+
 
 def evaluate(
     model: Path = typer.Option(..., help="Checkpoint (.pt) or exported model (.onnx)."),
@@ -15,6 +17,7 @@ def evaluate(
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
     threads: int = typer.Option(None, help="Inference threads."),
     limit: int = typer.Option(None, help="Score only the first N pairs."),
+    tta: str = opt.TTA,
 ) -> None:
     """Foreground IoU, mIoU, boundary IoU, MAD, MSE, SAD, gradient and connectivity errors,
     overall and per source (file-name prefix before the first '_')."""
@@ -24,7 +27,7 @@ def evaluate(
 
     if not data.is_dir():
         raise FileNotFoundError(f"--data folder not found: {data}")
-    results = run(model, data, threads=threads, limit=limit)
+    results = run(model, data, threads=threads, limit=limit, tta=tta)
     print(format_table(results, markdown=markdown))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,25 +12,28 @@ from pathlib import Path
 
 from segme.data.folders import find_pairs, load_pair
 from segme.evaluate.metrics import MetricAccumulator
-from segme.postprocess import restore
-from segme.preprocess import prepare
 from segme.runtime import load_backend
+from segme.segmenter import TTA, predict
 
 
 def evaluate(
     model, data: str | Path, threads: int | None = None, limit: int | None = None,
-    progress: bool = True,
+    progress: bool = True, tta: TTA | str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score a model on every pair in ``data``.
 
     Args:
         model: ``.pt`` checkpoint or exported ``.onnx`` path, or an opened backend (anything
             with ``card`` and ``run``, see ``segme.runtime``).
+        tta: test-time augmentation (``segme.segmenter.TTA`` or its text).
 
     Returns ``{"all": {...}, "<source>": {...}}`` as ``MetricAccumulator.result()`` gives,
     plus ``all["seconds_per_image"]`` for the whole loop.
     """
     backend = model if hasattr(model, "run") else load_backend(model, threads)
+    tta = TTA.parse(tta) if isinstance(tta, str) else tta
+    if tta is not None:
+        tta.cards(backend.card, getattr(backend, "dynamic_size", False))
     pairs = find_pairs(data)[:limit]
     acc = MetricAccumulator()
     it = pairs
@@ -41,9 +44,7 @@ def evaluate(
     t0 = time.perf_counter()
     for pair in it:
         image, mask = load_pair(pair)
-        x, meta = prepare(image, backend.card)
-        alpha = restore(backend.run(x), meta)
-        acc.update(alpha, mask, pair.name)
+        acc.update(predict(backend, image, tta), mask, pair.name)
     results = acc.result()
     results["all"]["seconds_per_image"] = (time.perf_counter() - t0) / max(1, len(pairs))
     return results

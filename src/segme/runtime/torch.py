@@ -16,6 +16,8 @@ class TorchBackend:
         threads: torch intra-op threads (None = torch's default).
     """
 
+    dynamic_size = True  # any input size that is a multiple of the card's divisor
+
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         try:
             import torch
