@@ -251,6 +251,8 @@ def test_built_in_model_is_listed_and_used_by_default(photos, tmp_path):
     root, _ = photos
     run("cutout", root / "plain.jpg", "--out", tmp_path)  # no --model: the built-in one
     assert Image.open(tmp_path / "plain.png").size == (40, 48)
+    run("mask", root / "plain.jpg", "--model", "mnv3-unet-portraits-224", "--out", tmp_path)
+    assert Image.open(tmp_path / "plain.png").mode == "L"  # a built-in model by its name
 
 
 def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,6 +66,18 @@ def test_batch_matches_single_calls(tiny_onnx):
     out = seg.batch(images, batch_size=2)
     for a, img in zip(out, images):
         np.testing.assert_allclose(a, seg(img), atol=1e-5)
+
+
+def test_built_in_models_open_by_name():
+    from segme import Segmenter
+    from segme.runtime import resolve_model
+    from segme.segmenter import DEFAULT_MODEL
+
+    assert resolve_model(DEFAULT_MODEL.stem) == DEFAULT_MODEL
+    assert Segmenter(DEFAULT_MODEL.stem).card == Segmenter().card
+    assert resolve_model("some/dir/model.onnx") == Path("some/dir/model.onnx")  # paths stay
+    with pytest.raises(FileNotFoundError, match="built-in: .*" + DEFAULT_MODEL.stem):
+        resolve_model("no-such-model")
 
 
 def test_tta_is_the_mean_of_its_passes(tiny_onnx, tmp_path):

@@ -19,10 +19,9 @@ from segme.cards import ModelCard
 from segme.io.images import as_rgb
 from segme.postprocess import restore
 from segme.preprocess import prepare
-from segme.runtime import load_backend
+from segme.runtime import WEIGHTS, load_backend
 from segme.temporal import CUT_THRESHOLD, Stream, stream_pairs
 
-WEIGHTS = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS / "mnv3-unet-portraits-224.onnx"  # the built-in model: weights/README.md
 
 

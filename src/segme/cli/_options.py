@@ -10,7 +10,8 @@ import typer
 SOURCE = typer.Argument(..., help="An image, a folder of images, a glob like 'shots/*.jpg', a "
                         "video file, or a camera index such as 0.")
 OUT = typer.Option(Path("out"), "--out", "-o", help="Output folder (created; inputs are never overwritten).")
-MODEL = typer.Option(None, help="Model file (.onnx); default: the built-in model.")
+MODEL = typer.Option(None, help="Model file (.onnx, .tflite, .pt, .safetensors) or a built-in "
+                     "model's name (`segme models list`); default: the built-in default.")
 THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
 JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in parallel.")
 

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from segme.runtime import resolve_model
 from segme.segmenter import Segmenter
 
 T = TypeVar("T")
@@ -70,7 +71,7 @@ class InferencePool:
         self.workers = workers
         self.queue_limit = queue
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
-        self.model = Path(model) if model is not None else None
+        self.model = resolve_model(model) if model is not None else None  # names included
         self._free: queue_mod.SimpleQueue[Segmenter] = queue_mod.SimpleQueue()
         first = Segmenter(model, threads=self.threads)
         self.card = first.card
