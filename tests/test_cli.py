@@ -247,7 +247,8 @@ def test_built_in_model_is_listed_and_used_by_default(photos, tmp_path):
     from PIL import Image
 
     listing = run("models", "list").stdout
-    assert "mnv3-unet-portraits-224.onnx" in listing and "built-in weights" in listing
+    assert "built-in weights" in listing
+    assert "mnv3-unet-portraits-224" in listing and "mnv3-unet-portraits-160" in listing
     root, _ = photos
     run("cutout", root / "plain.jpg", "--out", tmp_path)  # no --model: the built-in one
     assert Image.open(tmp_path / "plain.png").size == (40, 48)

@@ -64,7 +64,7 @@ def builtin(console) -> None:
     from segme.segmenter import DEFAULT_MODEL, WEIGHTS
 
     table = Table(title="built-in weights (validation: ../shared/data/portraits/val)")
-    for col in ("file", "arch", "input", "fg-IoU", "boundary IoU", "pfcn", "picsart", "ccp",
+    for col in ("name (--model NAME)", "arch", "input", "fg-IoU", "boundary IoU", "pfcn", "picsart", "ccp",
                 "default"):
         table.add_column(col)
     for path in sorted(WEIGHTS.glob("*.onnx")):
@@ -72,7 +72,7 @@ def builtin(console) -> None:
         cells = [f"{card.metrics[k]:.2f}" if k in card.metrics else "-"
                  for k in ("fg_iou", "boundary_iou", "pfcn_fg_iou", "picsart_fg_iou",
                            "ccp_fg_iou")]
-        table.add_row(path.name, card.arch, f"{card.input_size[1]}x{card.input_size[0]}",
+        table.add_row(path.stem, card.arch, f"{card.input_size[1]}x{card.input_size[0]}",
                       *cells, "yes" if path == DEFAULT_MODEL else "")
     console.print(table)
 
