@@ -54,11 +54,23 @@ class TTA:
                                  f"(e.g. flip,224,288), got {item!r}")
         return cls(tuple(sizes), flip)
 
+    @classmethod
+    def for_backend(cls, tta: TTA | str | None, backend) -> TTA | None:
+        """``tta`` (a TTA, its text or None) checked against an opened backend: sizes other
+        than the model's need a backend that takes any size (``dynamic_size``)."""
+        tta = cls.parse(tta) if isinstance(tta, str) or tta is None else tta
+        if tta is not None:
+            if backend.card.stateful_inputs:
+                raise ValueError("--tta does not apply to models with a previous-frame input")
+            tta.cards(backend.card, getattr(backend, "dynamic_size", False))
+        return tta
+
     def cards(self, card: ModelCard, dynamic: bool) -> list[ModelCard]:
         """The card of each pass; checks that the sizes suit the model and its runtime."""
-        sizes = self.sizes or (card.input_size[0],)
+        if not self.sizes:
+            return [card]
         out = []
-        for s in sizes:
+        for s in self.sizes:
             if (s, s) == card.input_size:
                 out.append(card)
                 continue
@@ -117,11 +129,7 @@ class Segmenter:
                 )
         self.backend = load_backend(model, threads)
         self.card = self.backend.card  # a video model's prior plane starts at zeros
-        self.tta = TTA.parse(tta) if isinstance(tta, str) or tta is None else tta
-        if self.tta is not None:
-            if self.card.stateful_inputs:
-                raise ValueError("--tta does not apply to models with a previous-frame input")
-            self.tta.cards(self.card, getattr(self.backend, "dynamic_size", False))
+        self.tta = TTA.for_backend(tta, self.backend)
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None) -> Segmenter:

@@ -31,9 +31,7 @@ def evaluate(
     plus ``all["seconds_per_image"]`` for the whole loop.
     """
     backend = model if hasattr(model, "run") else load_backend(model, threads)
-    tta = TTA.parse(tta) if isinstance(tta, str) else tta
-    if tta is not None:
-        tta.cards(backend.card, getattr(backend, "dynamic_size", False))
+    tta = TTA.for_backend(tta, backend)
     pairs = find_pairs(data)[:limit]
     acc = MetricAccumulator()
     it = pairs
