@@ -95,6 +95,9 @@ def test_video_without_audio_and_odd_size(tmp_path, model):
     assert proc.returncode == 0, proc.stderr
     frames, audio, _, _ = streams(tmp_path / "o/silent.mp4")
     assert frames == 12 and audio == 0
+    proc = run("mask", src, "--tta", "flip", "--out", tmp_path / "t", "--model", model)
+    assert proc.returncode == 2 and "--tta applies to images" in proc.stderr, proc.stderr
+    assert not (tmp_path / "t").exists()  # refused before any output
 
 
 def test_bad_videos_give_one_line_and_no_output(tmp_path, model):
