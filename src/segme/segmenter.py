@@ -92,15 +92,14 @@ def predict(backend, image: np.ndarray, tta: TTA | None = None) -> np.ndarray:
     if tta is None:
         x, meta = prepare(image, backend.card)
         return restore(backend.run(x), meta)
-    total = None
-    passes = 0
+    total, passes = 0.0, 0  # a running sum: one full-size alpha in memory, not one per pass
     for card in tta.cards(backend.card, getattr(backend, "dynamic_size", False)):
         x, meta = prepare(image, card)
-        alphas = [restore(backend.run(x), meta)]
+        total = total + restore(backend.run(x), meta)
+        passes += 1
         if tta.flip:
-            alphas.append(restore(backend.run(np.ascontiguousarray(x[..., ::-1])), meta)[:, ::-1])
-        for a in alphas:
-            total = a if total is None else total + a
+            mirrored = np.ascontiguousarray(x[..., ::-1])
+            total = total + restore(backend.run(mirrored), meta)[:, ::-1]
             passes += 1
     return np.clip(total / passes, 0.0, 1.0)
 

@@ -60,8 +60,9 @@ def list_cmd(
 
 def builtin(console) -> None:
     """The weights shipped in the package, with the numbers their cards record."""
+    from segme.runtime import WEIGHTS
     from segme.runtime.onnx import OnnxBackend
-    from segme.segmenter import DEFAULT_MODEL, WEIGHTS
+    from segme.segmenter import DEFAULT_MODEL
 
     table = Table(title="built-in weights (validation: ../shared/data/portraits/val)")
     for col in ("name (--model NAME)", "arch", "input", "fg-IoU", "boundary IoU", "pfcn", "picsart", "ccp",
