@@ -54,8 +54,11 @@ def main() -> None:
     rows, backends = [], {}
     for i, text in enumerate(args.candidates):
         arch, kwargs, size = parse_candidate(text)
-        model = create_model(arch, **kwargs).eval()
-        card = model.card(size)
+        try:
+            model = create_model(arch, **kwargs).eval()
+            card = model.card(size)
+        except (ValueError, TypeError) as e:  # unknown name, keyword or a size off the grid
+            ap.error(f"{text}: {e}")
         prof = profile(arch, size, **kwargs)
         files = [("litert", export_tflite(model, tmp / f"{i}.tflite", card))]
         if not args.no_onnx:

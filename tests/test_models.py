@@ -74,3 +74,15 @@ def test_bad_size_is_explained():
 
     with pytest.raises(ValueError, match="multiple of size_divisor"):
         ModelCard(arch="x", input_size=(100, 100), size_divisor=32)
+
+
+def test_mnv3_unet_without_refine_drops_only_that_block(tmp_path):
+    torch.manual_seed(0)
+    full, slim = create_model("mnv3_unet"), create_model("mnv3_unet", refine=False).eval()
+    dropped = {k for k in full.state_dict() if k not in slim.state_dict()}
+    assert dropped and all(k.startswith("decoder.refine.") for k in dropped)
+    assert slim.card(64).arch_kwargs == {"refine": False}  # rebuilt the same from its card
+    x = torch.randn(1, 3, 64, 64)
+    assert slim(x).shape == (1, 1, 64, 64)
+    path = export_onnx(slim, tmp_path / "slim.onnx", slim.card(64))
+    assert parity(slim, path, x.numpy()) <= 1e-4

@@ -214,3 +214,30 @@ def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):
     assert np.isfinite(res["train_loss"])
     with pytest.raises(ValueError, match="have no match in SINet"):
         init_from(create_model("sinet"), path)
+
+
+def test_init_leaves_out_a_block_the_new_model_drops(tmp_path):
+    from segme.export.weights import save_weights
+    from segme.train.checkpoint import init_from
+
+    torch.manual_seed(0)
+    full = create_model("mnv3_unet").eval()
+    path = save_weights(full, full.card(64), tmp_path / "full.safetensors")
+    slim = create_model("mnv3_unet", refine=False).eval()
+    message = init_from(slim, path)
+    assert "(decoder.refine) left out" in message
+    kept = {k: v for k, v in full.state_dict().items() if not k.startswith("decoder.refine.")}
+    for k, v in slim.state_dict().items():
+        torch.testing.assert_close(v, kept[k])  # every other tensor copied
+    with pytest.raises(ValueError, match="have no match"):  # another width is not a dropped block
+        init_from(create_model("mnv3_unet", width=0.5), path)
+
+
+def test_model_args_take_json_and_python_spellings():
+    from segme.cli.train import parse_model_args
+
+    assert parse_model_args(["refine=False", "minimal=true", "width=0.75", "variant=small",
+                             "x=None"]) == {"refine": False, "minimal": True, "width": 0.75,
+                                            "variant": "small", "x": None}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_model_args(["refine"])

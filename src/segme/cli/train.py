@@ -11,13 +11,16 @@ import typer
 def parse_model_args(items: list[str]) -> dict:
     """``["width=0.75", "decoder=bilinear"]`` -> ``{"width": 0.75, "decoder": "bilinear"}``.
 
-    Values are read as JSON (numbers, true/false) and fall back to plain strings; never eval.
+    Values are read as JSON (numbers, true/false; Python's True/False/None too) and fall
+    back to plain strings; never eval.
     """
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
+        if value in ("True", "False", "None"):  # the spelling of the constructor's defaults
+            value = value.lower() if value != "None" else "null"
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -121,22 +121,27 @@ class AdditiveDecoder(nn.Module):
 
     Stage i maps level i+1 features to the width of skip i with a ``SeparableResidual``, is
     upsampled to the skip's size and added to it; a last block refines the stride-2 level
-    and a 1x1 head gives logits, upsampled to the input size.
+    (unless ``refine=False``) and a 1x1 head gives logits, upsampled to the input size.
 
     Args:
         channels: widths of the encoder levels, finest (stride 2) first.
         act: activation of the blocks.
         project: 1x1-conv shortcut branch in every block (MobileNetV3 U-Net's transition
             blocks) rather than identity shortcuts where shapes allow.
+        refine: the last block at stride 2. It has few MACs but five passes over the
+            largest feature map, which CPUs pay for in memory traffic: without it the
+            MobileNetV3 U-Net's call is about a fifth faster (`docs/models.md`).
     """
 
-    def __init__(self, channels: list[int], act: str = "relu", project: bool = False) -> None:
+    def __init__(self, channels: list[int], act: str = "relu", project: bool = False,
+                 refine: bool = True) -> None:
         super().__init__()
         ch = channels
         self.stages = nn.ModuleList(
             SeparableResidual(ch[i + 1], ch[i], act=act, project=project) for i in range(len(ch) - 1)
         )
-        self.refine = SeparableResidual(ch[0], ch[0], act=act, project=project)
+        self.refine: nn.Module = (SeparableResidual(ch[0], ch[0], act=act, project=project)
+                                  if refine else nn.Identity())
         self.head = nn.Conv2d(ch[0], 1, 1)
 
     def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -67,12 +67,15 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
 
 
 def init_from(model: torch.nn.Module, path: str | Path) -> str:
-    """Start ``model`` from the weights of another run (fine-tuning; adding a prior plane).
+    """Start ``model`` from the weights of another run (fine-tuning; adding a prior plane;
+    dropping a block).
 
-    Every tensor of the source must find its place: same name and shape, copied. A weight whose only difference is
-    more input channels (a first conv given a previous-frame alpha plane) gets the old
-    channels copied and zeros for the new ones, so the model starts out exactly as the
-    3-channel one and learns to use the prior. Tensors only the new model has keep their
+    Every tensor of the source must find its place: same name and shape, copied. A weight
+    whose only difference is more input channels (a first conv given a previous-frame alpha
+    plane) gets the old channels copied and zeros for the new ones, so the model starts out
+    exactly as the 3-channel one and learns to use the prior. Tensors of a block the new
+    model no longer has at all (``mnv3_unet`` with ``refine=False``) are left out, when they
+    are a small part of the source. Tensors only the new model has keep their
     initialisation.
 
     Returns:
@@ -98,10 +101,27 @@ def init_from(model: torch.nn.Module, path: str | Path) -> str:
                 t.zero_()
                 t[:, : o.shape[1]] = o
                 widened += 1
-    weights = sum(1 for k in old if not k.endswith("num_batches_tracked"))
-    if copied + widened < weights:  # a half-loaded network is a silent mistake
-        raise ValueError(f"--init {path}: {weights - copied - widened} of its {weights} "
+    weights = [k for k in old if not k.endswith("num_batches_tracked")]
+    # a tensor whose module the new model lacks entirely: a dropped block, not a mismatch
+    removed = [k for k in weights if k not in new
+               and not any(n.startswith(k.rpartition(".")[0] + ".") for n in new)]
+    blocks = sorted({_block_of(k, new) for k in removed})
+    if copied + widened + len(removed) < len(weights) or len(removed) > len(weights) // 10:
+        # a half-loaded network is a silent mistake
+        raise ValueError(f"--init {path}: {len(weights) - copied - widened} of its {len(weights)} "
                          f"tensors have no match in {type(model).__name__}; start from a run "
                          "of the same architecture and width")
     return (f"initialised from {path}: {copied} of {len(new)} tensors copied"
-            + (f", {widened} widened with zero weights for new input planes" if widened else ""))
+            + (f", {widened} widened with zero weights for new input planes" if widened else "")
+            + (f", {len(removed)} of blocks the new model drops ({', '.join(blocks)}) left out"
+               if removed else ""))
+
+
+def _block_of(name: str, new: dict) -> str:
+    """The outermost module of ``name`` that the new state dict has no tensor under."""
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if not any(n.startswith(prefix + ".") for n in new):
+            return prefix
+    return name
