@@ -248,12 +248,14 @@ def test_built_in_model_is_listed_and_used_by_default(photos, tmp_path):
 
     listing = run("models", "list").stdout
     assert "built-in weights" in listing
-    assert "mnv3-unet-portraits-224" in listing and "mnv3-unet-portraits-160" in listing
+    assert "mnv3-unet-portraits-224" in listing and "mnv3-unet-portraits-192" in listing
     root, _ = photos
     run("cutout", root / "plain.jpg", "--out", tmp_path)  # no --model: the built-in one
     assert Image.open(tmp_path / "plain.png").size == (40, 48)
-    run("mask", root / "plain.jpg", "--model", "mnv3-unet-portraits-224", "--out", tmp_path)
-    assert Image.open(tmp_path / "plain.png").mode == "L"  # a built-in model by its name
+    for name in ("mnv3-unet-portraits-224", "mnv3-unet-portraits-192"):
+        run("mask", root / "plain.jpg", "--model", name, "--out", tmp_path / name)
+        mask = Image.open(tmp_path / name / "plain.png")  # a built-in model by its name
+        assert mask.mode == "L" and mask.size == (40, 48)
 
 
 def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):

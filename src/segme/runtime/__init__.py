@@ -10,7 +10,7 @@ WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the models shipp
 
 def resolve_model(path: str | Path) -> Path:
     """A model file path, or the name of a built-in model (``segme models list``), such as
-    ``mnv3-unet-portraits-160``, -> the file to open."""
+    ``mnv3-unet-portraits-192``, -> the file to open."""
     path = Path(path)
     if not path.suffix and not path.exists() and path.name == str(path):
         builtin = WEIGHTS / f"{path.name}.onnx"
