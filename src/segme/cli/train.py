@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+_PYTHON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
+
 
 def parse_model_args(items: list[str]) -> dict:
     """``["width=0.75", "decoder=bilinear"]`` -> ``{"width": 0.75, "decoder": "bilinear"}``.
@@ -19,8 +21,7 @@ def parse_model_args(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--model-arg expects KEY=VALUE, got {item!r}")
-        if value in ("True", "False", "None"):  # the spelling of the constructor's defaults
-            value = value.lower() if value != "None" else "null"
+        value = _PYTHON_CONSTANTS.get(value, value)  # the spelling of the constructor's defaults
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

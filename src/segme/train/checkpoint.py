@@ -87,7 +87,8 @@ def init_from(model: torch.nn.Module, path: str | Path) -> str:
     source, _ = load_model(path)
     old = source.state_dict()
     new = model.state_dict()
-    copied = widened = 0
+    placed: set[str] = set()
+    widened = 0
     with torch.no_grad():
         for name, t in new.items():
             o = old.get(name)
@@ -95,33 +96,33 @@ def init_from(model: torch.nn.Module, path: str | Path) -> str:
                 continue
             if o.shape == t.shape:
                 t.copy_(o)
-                copied += 1
+                placed.add(name)
             elif (o.ndim == t.ndim >= 2 and o.shape[0] == t.shape[0] and o.shape[2:] == t.shape[2:]
                   and o.shape[1] < t.shape[1]):
                 t.zero_()
                 t[:, : o.shape[1]] = o
+                placed.add(name)
                 widened += 1
     weights = [k for k in old if not k.endswith("num_batches_tracked")]
-    # a tensor whose module the new model lacks entirely: a dropped block, not a mismatch
-    removed = [k for k in weights if k not in new
-               and not any(n.startswith(k.rpartition(".")[0] + ".") for n in new)]
-    blocks = sorted({_block_of(k, new) for k in removed})
-    if copied + widened + len(removed) < len(weights) or len(removed) > len(weights) // 10:
+    unplaced = [k for k in weights if k not in placed]
+    # every module path of the new model; a source tensor outside all of them belongs to a
+    # block the new model dropped, any other unplaced one is a mismatch
+    modules = {m for k in new for m in _modules_of(k)}
+    removed = [k for k in unplaced if k.rpartition(".")[0] not in modules]
+    if len(removed) < len(unplaced) or len(removed) > len(weights) // 10:
         # a half-loaded network is a silent mistake
-        raise ValueError(f"--init {path}: {len(weights) - copied - widened} of its {len(weights)} "
+        raise ValueError(f"--init {path}: {len(unplaced)} of its {len(weights)} "
                          f"tensors have no match in {type(model).__name__}; start from a run "
                          "of the same architecture and width")
-    return (f"initialised from {path}: {copied} of {len(new)} tensors copied"
+    blocks = sorted({next(m for m in _modules_of(k) if m not in modules) for k in removed})
+    return (f"initialised from {path}: {len(placed) - widened} of {len(new)} tensors copied"
             + (f", {widened} widened with zero weights for new input planes" if widened else "")
             + (f", {len(removed)} of blocks the new model drops ({', '.join(blocks)}) left out"
                if removed else ""))
 
 
-def _block_of(name: str, new: dict) -> str:
-    """The outermost module of ``name`` that the new state dict has no tensor under."""
+def _modules_of(name: str) -> list[str]:
+    """``"decoder.refine.body.0.weight"`` -> ``["decoder", "decoder.refine", ...,
+    "decoder.refine.body.0"]``: the modules a tensor lies in, outermost first."""
     parts = name.split(".")
-    for i in range(1, len(parts)):
-        prefix = ".".join(parts[:i])
-        if not any(n.startswith(prefix + ".") for n in new):
-            return prefix
-    return name
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
