@@ -76,13 +76,22 @@ def test_bad_size_is_explained():
         ModelCard(arch="x", input_size=(100, 100), size_divisor=32)
 
 
-def test_mnv3_unet_without_refine_drops_only_that_block(tmp_path):
+@pytest.mark.parametrize("refine", [False, "sep", "dw"])
+def test_mnv3_unet_refine_variants_change_only_that_block(tmp_path, refine):
     torch.manual_seed(0)
-    full, slim = create_model("mnv3_unet"), create_model("mnv3_unet", refine=False).eval()
-    dropped = {k for k in full.state_dict() if k not in slim.state_dict()}
-    assert dropped and all(k.startswith("decoder.refine.") for k in dropped)
-    assert slim.card(64).arch_kwargs == {"refine": False}  # rebuilt the same from its card
+    full, slim = create_model("mnv3_unet"), create_model("mnv3_unet", refine=refine).eval()
+    changed = set(full.state_dict()) ^ set(slim.state_dict())
+    assert changed and all(k.startswith("decoder.refine.") for k in changed)
+    assert sum(p.numel() for p in slim.parameters()) < sum(p.numel() for p in full.parameters())
+    assert slim.card(64).arch_kwargs == {"refine": refine}  # rebuilt the same from its card
     x = torch.randn(1, 3, 64, 64)
     assert slim(x).shape == (1, 1, 64, 64)
     path = export_onnx(slim, tmp_path / "slim.onnx", slim.card(64))
     assert parity(slim, path, x.numpy()) <= 1e-4
+
+
+def test_mnv3_unet_refine_names_its_choices():
+    assert create_model("mnv3_unet", refine="block").state_dict().keys() == \
+        create_model("mnv3_unet").state_dict().keys()
+    with pytest.raises(ValueError, match="refine must be True, False or one of block, sep, dw"):
+        create_model("mnv3_unet", refine="thin")

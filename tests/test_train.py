@@ -231,6 +231,12 @@ def test_init_leaves_out_a_block_the_new_model_drops(tmp_path):
         torch.testing.assert_close(v, kept[k])  # every other tensor copied
     with pytest.raises(ValueError, match="have no match"):  # another width is not a dropped block
         init_from(create_model("mnv3_unet", width=0.5), path)
+    torch.manual_seed(1)
+    light = create_model("mnv3_unet", refine="dw").eval()
+    fresh = {k: v.clone() for k, v in light.state_dict().items() if k.startswith("decoder.refine.")}
+    assert "(decoder.refine.body, decoder.refine.shortcut) left out" in init_from(light, path)
+    for k, v in light.state_dict().items():  # a lighter block in its place starts fresh
+        torch.testing.assert_close(v, fresh[k] if k in fresh else kept[k])
 
 
 def test_model_args_take_json_and_python_spellings():

@@ -116,6 +116,45 @@ class SeparableResidual(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
+class DepthwiseResidual(nn.Module):
+    """A light residual block: depthwise kxk + BN (+ act, pointwise 1x1 + BN), plus the
+    identity, then the activation.
+
+    Two or three passes over its map where ``SeparableResidual`` makes five to seven: the
+    cheap stand-in for the MobileNetV3 U-Net's last decoder block at stride 2, where the
+    map is largest and a CPU pays for memory traffic more than for MACs.
+
+    Args:
+        channels: input and output channels.
+        act: activation name.
+        pointwise: add the 1x1 conv (a separable conv) after the depthwise one.
+    Shapes:
+        [B, C, H, W] -> [B, C, H, W]
+    """
+
+    def __init__(self, channels: int, act: str = "relu", pointwise: bool = True) -> None:
+        super().__init__()
+        # names unlike SeparableResidual's, so --init from a model with the full block
+        # leaves that block out instead of mixing its tensors into this one
+        self.dw = ConvBNAct(channels, channels, 3, groups=channels,
+                            act=act if pointwise else "none")
+        self.pw: nn.Module = (ConvBNAct(channels, channels, 1, act="none") if pointwise
+                              else nn.Identity())
+        self.act = activation(act, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(x + self.pw(self.dw(x)))
+
+
+# the decoder's last block at stride 2: name -> builder(channels, act, project)
+_REFINE = {
+    "block": lambda ch, act, project: SeparableResidual(ch, ch, act=act, project=project),
+    "sep": lambda ch, act, project: DepthwiseResidual(ch, act, pointwise=True),
+    "dw": lambda ch, act, project: DepthwiseResidual(ch, act, pointwise=False),
+    "none": lambda ch, act, project: nn.Identity(),
+}
+
+
 class AdditiveDecoder(nn.Module):
     """U-Net decoder whose skips are added, not concatenated (Prisma-Net, MobileNetV3 U-Net).
 
@@ -128,20 +167,26 @@ class AdditiveDecoder(nn.Module):
         act: activation of the blocks.
         project: 1x1-conv shortcut branch in every block (MobileNetV3 U-Net's transition
             blocks) rather than identity shortcuts where shapes allow.
-        refine: the last block at stride 2. It has few MACs but five passes over the
-            largest feature map, which CPUs pay for in memory traffic: without it the
-            MobileNetV3 U-Net's call is about a fifth faster (`docs/models.md`).
+        refine: the last block at stride 2: "block" (or True) a ``SeparableResidual``
+            like the stages; "sep" or "dw" a ``DepthwiseResidual`` with or without its
+            1x1 conv; "none" (or False) no block. The full block has few MACs but five
+            passes over the largest feature map, which CPUs pay for in memory traffic:
+            without it the MobileNetV3 U-Net's call is about a fifth faster
+            (`docs/models.md`).
     """
 
     def __init__(self, channels: list[int], act: str = "relu", project: bool = False,
-                 refine: bool = True) -> None:
+                 refine: bool | str = True) -> None:
         super().__init__()
+        kind = {True: "block", False: "none"}.get(refine, refine)  # type: ignore[call-overload]
+        if kind not in _REFINE:
+            raise ValueError(f"refine must be True, False or one of {', '.join(_REFINE)}; "
+                             f"got {refine!r}")
         ch = channels
         self.stages = nn.ModuleList(
             SeparableResidual(ch[i + 1], ch[i], act=act, project=project) for i in range(len(ch) - 1)
         )
-        self.refine: nn.Module = (SeparableResidual(ch[0], ch[0], act=act, project=project)
-                                  if refine else nn.Identity())
+        self.refine: nn.Module = _REFINE[kind](ch[0], act, project)
         self.head = nn.Conv2d(ch[0], 1, 1)
 
     def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:

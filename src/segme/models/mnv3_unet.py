@@ -89,8 +89,9 @@ class MobileNetV3UNet(SegModel):
         in_channels: 3 for RGB, 4 with a previous-frame alpha plane.
         width: channel multiplier for encoder and decoder.
         variant: "small" (SE, hard-swish, 5x5 kernels) or "minimal" (none of those).
-        refine: keep the decoder's last block at stride 2 (``AdditiveDecoder``); False is
-            about a fifth faster on CPU, the price of a 224 -> 256 input.
+        refine: the decoder's last block at stride 2 (``AdditiveDecoder``): True (the
+            full block), "sep" or "dw" (lighter ones), False (none: about a fifth faster
+            on CPU, the price of a 224 -> 256 input).
     Shapes:
         x [B, in_channels, H, W] with H, W multiples of 32 -> logits [B, 1, H, W].
     """
@@ -99,7 +100,7 @@ class MobileNetV3UNet(SegModel):
     size_divisor = 32
 
     def __init__(self, in_channels: int = 3, width: float = 1.0, variant: str = "small",
-                 refine: bool = True) -> None:
+                 refine: bool | str = True) -> None:
         super().__init__()
         if variant not in ("small", "minimal"):
             raise ValueError(f"variant must be 'small' or 'minimal', got {variant!r}")
