@@ -68,7 +68,7 @@ def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
     assert len(masks) == 6 and len(np.unique(np.asarray(Image.open(masks[0])))) > 2  # soft
     out = run("train", "--model", "test_tiny", "--data", trained / "data/train", "--data",
               tmp_path / "pl", "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0,
-              "--out", tmp_path / "student").stdout
+              "--min-scale", 0.9, "--out", tmp_path / "student").stdout
     assert "training on 18 pairs from 2 folder(s)" in out
 
 
@@ -86,6 +86,8 @@ def test_resume_continues(trained):
         (["models", "info", "no_such_net"], ["unknown model", "sinet"]),
         (["eval", "--model", "/no/model.onnx", "--data", "."], ["not found"]),
         (["eval", "--model", "model.xyz", "--data", "."], ["unknown model file type"]),
+        (["train", "--model", "test_tiny", "--data", ".", "--min-scale", "0"],
+         ["--min-scale must be in (0, 1]"]),
         (["mask", ".", "--tta", "flop"], ["--tta takes", "flop"]),
         (["mask", ".", "--tta", "flip,256"], ["only takes 224x224", ".safetensors"]),
     ],

@@ -47,6 +47,9 @@ def train(
     backgrounds: Path = typer.Option(None, help="Folder of photos to composite people onto."),
     bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
     augment: str = typer.Option("default", help="Augmentation preset: light, default or strong."),
+    min_scale: float = typer.Option(
+        None, help="Smallest crop, as a fraction of the image's area (default: the preset's; "
+        "strong 0.35, default 0.5, light 0.7)."),
     consistency: float = typer.Option(0.0, help="Weight of the consistency KL loss (0 = off)."),
     edge_weight: float = typer.Option(
         0.0, help="Extra BCE weight near the mask outline (seg losses); 0 = off."),
@@ -69,6 +72,8 @@ def train(
                          (backgrounds, "--backgrounds")):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {folder}")
+    if min_scale is not None and not 0.0 < min_scale <= 1.0:
+        raise ValueError(f"--min-scale must be in (0, 1], got {min_scale}")
     if init is not None and not init.is_file():
         raise FileNotFoundError(f"--init weights not found: {init}")
     cfg = TrainConfig(
@@ -76,7 +81,7 @@ def train(
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
+        min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )

@@ -55,6 +55,9 @@ class TrainConfig:
     backgrounds: str | None = None  # photos to composite people onto (augmentation)
     bg_prob: float = 0.3  # probability of compositing a training sample
     augment: str = "default"  # augmentation preset: light | default | strong
+    # smallest crop area fraction; None = the preset's. Near 1 the crops frame people as the
+    # whole-image test protocol does (a last fine-tune against the train/test size gap)
+    min_scale: float | None = None
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
     edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
     init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
@@ -241,7 +244,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, consistency=cfg.consistency > 0,
-                          strength=cfg.augment, **ds_args)
+                          strength=cfg.augment, min_scale=cfg.min_scale, **ds_args)
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
