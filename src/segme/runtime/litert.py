@@ -23,7 +23,15 @@ def card_in(data: bytes, name: str = "this file") -> ModelCard | None:
         for i in range(model.MetadataLength()):
             meta = model.Metadata(i)
             if meta.Name() is not None and meta.Name().decode() == CARD_KEY:
-                return ModelCard.from_json(model.Buffers(meta.Buffer()).DataAsNumpy().tobytes())
+                buf = model.Buffers(meta.Buffer())
+                if buf.DataLength():
+                    return ModelCard.from_json(buf.DataAsNumpy().tobytes())
+                # writers such as ai-edge-quantizer keep larger buffers after the flatbuffer,
+                # addressed by offset and size from the start of the file
+                start, size = buf.Offset(), buf.Size()
+                if start <= 1 or start + size > len(data):
+                    raise ValueError("card buffer out of range")
+                return ModelCard.from_json(bytes(data[start:start + size]))
     except (IndexError, ValueError, TypeError, AttributeError):
         raise ValueError(f"{name} is not a valid TFLite model") from None
     return None
