@@ -60,11 +60,16 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
     ap.add_argument("--limit", type=int, help="score only the first N pairs (quick checks)")
+    ap.add_argument("--per-image", type=Path,
+                    help="also write each image's fg-IoU under every model to this CSV and "
+                    "count, per source, the photos where a model is 5 points below or above "
+                    "MediaPipe")
     ap.add_argument("--tflite", action="store_true",
                     help="also export each model to .tflite and time it with LiteRT")
     args = ap.parse_args()
 
     rows = []
+    per_image: dict[str, list[dict]] = {}  # model label -> per-image metrics
     for ckpt in args.checkpoints:
         model, card = load_model(ckpt)
         onnx_path = ckpt.with_suffix(".onnx")
@@ -73,7 +78,9 @@ def main() -> None:
         x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w), np.float32)
         diff = parity(model, onnx_path, x)
         prof = profile(card.arch, h, **card.arch_kwargs)
-        res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False)
+        per_image[str(ckpt)] = []
+        res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False,
+                       per_image=per_image[str(ckpt)])
         rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
                      "kwargs": card.arch_kwargs, "size": h, "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
@@ -84,8 +91,9 @@ def main() -> None:
                          "parity": float(np.abs(LiteRTBackend(tfl).run(x) - model(
                              torch.from_numpy(x)).detach().numpy()).max())})
     if args.mediapipe:
+        per_image["MediaPipe"] = []
         res = evaluate(mediapipe_backend(args.mediapipe, 2), args.data, limit=args.limit,
-                       progress=False)
+                       progress=False, per_image=per_image["MediaPipe"])
         rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
                      "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": None,
                      "macs": None, "parity": None, "results": res, "runtime": "litert",
@@ -140,8 +148,36 @@ def main() -> None:
     for name, fg, pf, pa, cc, b in REFERENCE:
         print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
               f"{cc:.2f} | {b:.1f} | - | - | - | - | - | - | |")
+    if args.per_image:
+        write_per_image(args.per_image, per_image)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+def write_per_image(path: Path, per_image: dict[str, list[dict]], margin: float = 5.0) -> None:
+    """One CSV row per image (its fg-IoU under each model), then print, per model and
+    source, how many photos it scores ``margin`` points below / above MediaPipe: whether a
+    gap is a few bad photos or a little everywhere."""
+    labels = list(per_image)
+    first = per_image[labels[0]]
+    lines = ["name,source," + ",".join(labels)]
+    for i, r in enumerate(first):
+        lines.append(f"{r['name']},{r['source']}," + ",".join(
+            f"{per_image[k][i]['fg_iou']:.4f}" for k in labels))
+    path.write_text("\n".join(lines) + "\n")
+    if "MediaPipe" not in per_image:
+        return
+    ref = per_image["MediaPipe"]
+    print(f"\n| model | source | photos | >= {margin:g} points below MediaPipe "
+          f"| >= {margin:g} points above | median difference |")
+    print("|---|---|---|---|---|---|")
+    for k in (k for k in labels if k != "MediaPipe"):
+        diff = np.array([a["fg_iou"] - b["fg_iou"] for a, b in zip(per_image[k], ref, strict=True)])
+        src = np.array([r["source"] for r in first])
+        for s in sorted(set(src)):
+            d = diff[src == s]
+            print(f"| {k} | {s} | {len(d)} | {(d <= -margin).sum()} | {(d >= margin).sum()} | "
+                  f"{np.median(d):+.2f} |")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,33 @@ def test_train_eval_export(trained):
     assert st_iou == data["all"]["fg_iou"]
 
 
+def test_eval_per_image_lists_the_worst_photos_first(trained):
+    model, val = trained / "run/best.pt", trained / "data/val"
+    out = run("eval", "--model", model, "--data", val, "--per-image", trained / "pi/all.csv",
+              "--json", trained / "pi/all.json").stdout
+    lines = (trained / "pi/all.csv").read_text().splitlines()
+    header, rows = lines[0].split(","), [line.split(",") for line in lines[1:]]
+    assert header[:3] == ["name", "source", "fg_iou"] and "boundary_iou" in header
+    names = {p.stem for p in (val / "images").iterdir()}
+    assert len(rows) == 6 and {r[0] for r in rows} == names and {r[1] for r in rows} == {"synth"}
+    ious = [float(r[2]) for r in rows]
+    assert ious == sorted(ious)
+    assert f"worst fg-IoU: {rows[0][0]} {ious[0]:.2f}" in out
+    # one photo: its own row and the set's score are the same number
+    run("eval", "--model", model, "--data", val, "--limit", 1, "--per-image",
+        trained / "pi/one.csv", "--json", trained / "pi/one.json")
+    one = (trained / "pi/one.csv").read_text().splitlines()[1].split(",")
+    assert float(one[2]) == pytest.approx(
+        json.loads((trained / "pi/one.json").read_text())["all"]["fg_iou"], abs=1e-4)
+
+
+def test_eval_per_image_needs_a_csv_name(trained, tmp_path):
+    assert_clean_error(run("eval", "--model", trained / "run/best.pt", "--data",
+                           trained / "data/val", "--per-image", tmp_path / "x.txt", ok=False),
+                       ".csv")
+    assert not (tmp_path / "x.txt").exists()
+
+
 def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
     """The self-training recipe of docs/models.md: a teacher's soft masks for unlabelled
     photos (`segme mask`, with test-time augmentation), beside the photos, as a second

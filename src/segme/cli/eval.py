@@ -18,6 +18,9 @@ def evaluate(
     threads: int = typer.Option(None, help="Inference threads."),
     limit: int = typer.Option(None, help="Score only the first N pairs."),
     tta: str = opt.TTA,
+    per_image: Path = typer.Option(
+        None, "--per-image",
+        help="Also write one CSV row per image (worst fg-IoU first) and print the worst five."),
 ) -> None:
     """Foreground IoU, mIoU, boundary IoU, MAD, MSE, SAD, gradient and connectivity errors,
     overall and per source (file-name prefix before the first '_')."""
@@ -27,8 +30,29 @@ def evaluate(
 
     if not data.is_dir():
         raise FileNotFoundError(f"--data folder not found: {data}")
-    results = run(model, data, threads=threads, limit=limit, tta=tta)
+    if per_image is not None and per_image.suffix.lower() != ".csv":
+        raise ValueError(f"--per-image {per_image}: give a .csv file name")
+    images: list[dict] | None = [] if per_image is not None else None
+    results = run(model, data, threads=threads, limit=limit, tta=tta, per_image=images)
     print(format_table(results, markdown=markdown))
+    if images:
+        images.sort(key=lambda r: r["fg_iou"])
+        per_image.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(per_image, _csv(images))
+        print("worst fg-IoU: " + ", ".join(f"{r['name']} {r['fg_iou']:.2f}" for r in images[:5]))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(json_out, json.dumps(results, indent=2) + "\n")
+
+
+def _csv(rows: list[dict]) -> str:
+    """Rows of equal keys as CSV text (header first); floats with 4 decimals."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()}
+                     for r in rows)
+    return buf.getvalue()

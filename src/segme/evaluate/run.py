@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from segme.data.folders import find_pairs, load_pair
-from segme.evaluate.metrics import MetricAccumulator
+from segme.evaluate.metrics import MetricAccumulator, source_of
 from segme.runtime import load_backend
 from segme.segmenter import TTA, predict
 
@@ -19,6 +19,7 @@ from segme.segmenter import TTA, predict
 def evaluate(
     model, data: str | Path, threads: int | None = None, limit: int | None = None,
     progress: bool = True, tta: TTA | str | None = None,
+    per_image: list[dict] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Score a model on every pair in ``data``.
 
@@ -26,6 +27,9 @@ def evaluate(
         model: ``.pt`` checkpoint or exported ``.onnx`` path, or an opened backend (anything
             with ``card`` and ``run``, see ``segme.runtime``).
         tta: test-time augmentation (``segme.segmenter.TTA`` or its text).
+        per_image: if given, one dict per image is appended to it, in the set's order:
+            ``name``, ``source`` and that image's metrics (``MetricAccumulator.update``);
+            for finding the photos a model gets wrong.
 
     Returns ``{"all": {...}, "<source>": {...}}`` as ``MetricAccumulator.result()`` gives,
     plus ``all["seconds_per_image"]`` for the whole loop.
@@ -42,7 +46,9 @@ def evaluate(
     t0 = time.perf_counter()
     for pair in it:
         image, mask = load_pair(pair)
-        acc.update(predict(backend, image, tta), mask, pair.name)
+        scores = acc.update(predict(backend, image, tta), mask, pair.name)
+        if per_image is not None:
+            per_image.append({"name": pair.name, "source": source_of(pair.name), **scores})
     results = acc.result()
     results["all"]["seconds_per_image"] = (time.perf_counter() - t0) / max(1, len(pairs))
     return results
