@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segme.runtime import load_backend
 from tests.console import assert_clean_error, needs_cli, run
 
 pytestmark = needs_cli
@@ -97,6 +98,18 @@ def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
               tmp_path / "pl", "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0,
               "--min-scale", 0.9, "--out", tmp_path / "student").stdout
     assert "training on 18 pairs from 2 folder(s)" in out
+
+
+def test_multi_scale_training_validates_and_exports_at_size(trained, tmp_path):
+    run("train", "--model", "test_tiny", "--data", trained / "data/train", "--val",
+        trained / "data/val", "--size", 32, "--scales", 64, "--scales", 32, "--epochs", 1,
+        "--batch", 4, "--workers", 0, "--out", tmp_path / "ms", "--no-progress")
+    run("export", "--model", tmp_path / "ms/best.pt", "-o", tmp_path / "ms.onnx")
+    assert load_backend(tmp_path / "ms.onnx").card.input_size == (32, 32)
+    bad = run("train", "--model", "test_tiny", "--data", trained / "data/train", "--size", 32,
+              "--scales", 42, "--epochs", 1, "--out", tmp_path / "bad", ok=False)
+    assert_clean_error(bad, "--scales 42", "divisor")
+    assert not (tmp_path / "bad/last.pt").exists()
 
 
 def test_resume_continues(trained):

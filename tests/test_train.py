@@ -162,6 +162,40 @@ def test_prior_consistency_plateau_and_backgrounds_run(synth, tmp_path):
         train(_cfg(synth, tmp_path / "x", schedule="nope"))
 
 
+def test_multi_scale_steps_see_every_side_and_resume_alike(synth, tmp_path, monkeypatch):
+    seen = []
+    real = loop.compute_loss
+
+    def record(recipe, out, truth, rgb=None, edge_weight=0.0):
+        seen.append((tuple(out["logits"].shape[-2:]), tuple(truth.shape[-2:]),
+                     tuple(rgb.shape[-2:])))
+        assert 0.0 <= float(truth.min()) and float(truth.max()) <= 1.0
+        return real(recipe, out, truth, rgb, edge_weight)
+
+    monkeypatch.setattr(loop, "compute_loss", record)
+    cfg = _cfg(synth, tmp_path / "ms", scales=[48, 64], consistency=0.5, epochs=3)
+    train(cfg)
+    sides = [s[0] for s in seen]
+    assert all(a == b == c for a, b, c in seen)  # image, mask and prediction agree
+    assert {h for h, _ in sides} == {32, 48, 64}
+    monkeypatch.setattr(loop, "compute_loss", real)
+    model, card = load_model(tmp_path / "ms" / "best.pt")
+    assert card.input_size == (32, 32)  # validation and export stay at --size
+    with pytest.raises(ValueError, match="--scales 30"):
+        train(_cfg(synth, tmp_path / "bad", scales=[30]))
+
+
+def test_rescale_resizes_every_plane_and_keeps_masks_in_range():
+    batch = {"image": torch.randn(2, 3, 64, 64), "image2": torch.randn(2, 3, 64, 64),
+             "mask": (torch.rand(2, 1, 64, 64) > 0.5).float(), "prior": torch.rand(2, 1, 64, 64),
+             "name": ["a", "b"]}
+    out = loop._rescale(batch, 32)
+    for key in ("image", "image2", "mask", "prior"):
+        assert out[key].shape[-2:] == (32, 32) and batch[key].shape[-2:] == (64, 64)
+    assert 0.0 <= float(out["mask"].min()) and float(out["mask"].max()) <= 1.0
+    assert out["name"] == ["a", "b"] and loop._rescale(batch, 64)["image"] is batch["image"]
+
+
 def test_atomic_save_keeps_previous_file_on_failure(tmp_path):
     path = tmp_path / "ck.pt"
     save_atomic({"a": torch.ones(2)}, path)

@@ -47,6 +47,9 @@ def train(
     backgrounds: Path = typer.Option(None, help="Folder of photos to composite people onto."),
     bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
     augment: str = typer.Option("default", help="Augmentation preset: light, default or strong."),
+    scales: list[int] = typer.Option(
+        [], "--scales", help="Also train at these input sides (repeat the option): each step "
+        "picks one of --size and these (multi-scale training); validation stays at --size."),
     min_scale: float = typer.Option(
         None, help="Smallest crop, as a fraction of the image's area (default: the preset's; "
         "strong 0.35, default 0.5, light 0.7)."),
@@ -81,7 +84,7 @@ def train(
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
+        scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )

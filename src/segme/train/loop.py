@@ -43,6 +43,10 @@ class TrainConfig:
     val: str | None = None  # validation folder; None: no validation, best.pt = last.pt
     out: str = "runs/exp"  # run folder: last.pt, best.pt, log.csv, tensorboard/
     size: int | None = None  # square input side in pixels; None = the model's default
+    # more square sides to train at (multi-scale training): each step picks one of size and
+    # these; crops are made at the largest and downscaled with antialiasing, validation and
+    # the exported card stay at size. [] = size only
+    scales: list[int] = field(default_factory=list)
     epochs: int = 30
     batch: int = 16  # per process
     lr: float = 2e-3  # peak learning rate of AdamW
@@ -198,6 +202,18 @@ def _inputs(batch: dict[str, torch.Tensor], channels_last: bool, key: str = "ima
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def _rescale(batch: dict, side: int) -> dict:
+    """The batch's images, masks and priors [B, C, H, W] resized to side x side (antialiased
+    bilinear; masks become soft at edges, as a downscaled photo's truth is)."""
+    out = dict(batch)
+    for key in ("image", "image2", "mask", "prior"):
+        if key in out and out[key].shape[-1] != side:
+            out[key] = torch.nn.functional.interpolate(
+                out[key], size=(side, side), mode="bilinear", align_corners=False,
+                antialias=True)
+    return out
+
+
 def _rgb(batch: dict[str, torch.Tensor], mean, std) -> torch.Tensor:
     m = torch.tensor(mean).view(1, 3, 1, 1)
     s = torch.tensor(std).view(1, 3, 1, 1)
@@ -221,6 +237,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
             f"--size {size} is not a multiple of {cfg.model}'s size divisor "
             f"{model.size_divisor}; try {math.ceil(size / model.size_divisor) * model.size_divisor}"
         )
+    sides = sorted({size, *cfg.scales})
+    odd = [s for s in sides if s <= 0 or s % model.size_divisor]
+    if odd:
+        raise ValueError(f"--scales {odd[0]} is not a positive multiple of {cfg.model}'s size "
+                         f"divisor {model.size_divisor}")
     card = model.card(size)
     if cfg.init and not (cfg.resume and last_path.exists()):
         message = init_from(model, cfg.init)
@@ -244,7 +265,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, consistency=cfg.consistency > 0,
-                          strength=cfg.augment, min_scale=cfg.min_scale, **ds_args)
+                          strength=cfg.augment, min_scale=cfg.min_scale,
+                          **{**ds_args, "size": sides[-1]})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
@@ -336,6 +358,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                            dynamic_ncols=True, leave=True)
             t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
             for step, batch in enumerate(loader, start=skip):
+                if len(sides) > 1:  # the side depends on (seed, step) only: resumable
+                    side = sides[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
+                        len(sides))]
+                    batch = _rescale(batch, side)
                 x = _inputs(batch, cfg.channels_last)
                 outputs = net(x)
                 rgb = _rgb(batch, card.mean, card.std)
