@@ -34,6 +34,7 @@ from segme.evaluate.run import evaluate
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx, parity
 from segme.export.tflite import export_tflite
+from segme.io.files import write_csv_atomic
 from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
 from segme.train.checkpoint import load_model
@@ -160,20 +161,18 @@ def write_per_image(path: Path, per_image: dict[str, list[dict]], margin: float 
     gap is a few bad photos or a little everywhere."""
     labels = list(per_image)
     first = per_image[labels[0]]
-    lines = ["name,source," + ",".join(labels)]
-    for i, r in enumerate(first):
-        lines.append(f"{r['name']},{r['source']}," + ",".join(
-            f"{per_image[k][i]['fg_iou']:.4f}" for k in labels))
-    path.write_text("\n".join(lines) + "\n")
+    write_csv_atomic(path, [{"name": r["name"], "source": r["source"],
+                             **{k: per_image[k][i]["fg_iou"] for k in labels}}
+                            for i, r in enumerate(first)])
     if "MediaPipe" not in per_image:
         return
     ref = per_image["MediaPipe"]
     print(f"\n| model | source | photos | >= {margin:g} points below MediaPipe "
           f"| >= {margin:g} points above | median difference |")
     print("|---|---|---|---|---|---|")
+    src = np.array([r["source"] for r in first])
     for k in (k for k in labels if k != "MediaPipe"):
         diff = np.array([a["fg_iou"] - b["fg_iou"] for a, b in zip(per_image[k], ref, strict=True)])
-        src = np.array([r["source"] for r in first])
         for s in sorted(set(src)):
             d = diff[src == s]
             print(f"| {k} | {s} | {len(d)} | {(d <= -margin).sum()} | {(d >= margin).sum()} | "

@@ -26,7 +26,7 @@ def evaluate(
     overall and per source (file-name prefix before the first '_')."""
     from segme.evaluate.metrics import format_table
     from segme.evaluate.run import evaluate as run
-    from segme.io.files import write_text_atomic
+    from segme.io.files import write_csv_atomic, write_text_atomic
 
     if not data.is_dir():
         raise FileNotFoundError(f"--data folder not found: {data}")
@@ -38,21 +38,9 @@ def evaluate(
     if images:
         images.sort(key=lambda r: r["fg_iou"])
         per_image.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(per_image, _csv(images))
+        write_csv_atomic(per_image, images)
         print("worst fg-IoU: " + ", ".join(f"{r['name']} {r['fg_iou']:.2f}" for r in images[:5]))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(json_out, json.dumps(results, indent=2) + "\n")
 
-
-def _csv(rows: list[dict]) -> str:
-    """Rows of equal keys as CSV text (header first); floats with 4 decimals."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()}
-                     for r in rows)
-    return buf.getvalue()

@@ -41,3 +41,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write a text file through ``atomic_output``."""
     with atomic_output(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv_atomic(path: str | Path, rows: list[dict]) -> None:
+    """Write rows that share their keys as CSV (header first, floats to 4 decimals) through
+    ``atomic_output``."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()}
+                     for r in rows)
+    write_text_atomic(path, buf.getvalue())
