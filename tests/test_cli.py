@@ -128,6 +128,8 @@ def test_resume_continues(trained):
         (["eval", "--model", "model.xyz", "--data", "."], ["unknown model file type"]),
         (["train", "--model", "test_tiny", "--data", ".", "--min-scale", "0"],
          ["--min-scale must be in (0, 1]"]),
+        (["train", "--model", "test_tiny", "--data", ".", "--scenes", "2"],
+         ["--scenes must be a probability"]),
         (["mask", ".", "--tta", "flop"], ["--tta takes", "flop"]),
         (["mask", ".", "--tta", "flip,256"], ["only takes 224x224", ".safetensors"]),
     ],

@@ -245,6 +245,100 @@ def test_background_compositor_keeps_person_and_mask(tmp_path):
     assert untouched is image
 
 
+def _red_person(h: int, w: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A blue photo with a red box for the person and its exact mask: colour tells the truth."""
+    image = np.zeros((h, w, 3), np.uint8)
+    image[..., 2] = 200
+    mask = np.zeros((h, w), np.float32)
+    y0, y1, x0, x1 = box
+    image[y0:y1, x0:x1] = (255, 0, 0)
+    mask[y0:y1, x0:x1] = 1.0
+    return image, mask
+
+
+@pytest.fixture
+def scene_parts(tmp_path):
+    from segme.data import BackgroundCompositor
+
+    (tmp_path / "bg").mkdir()
+    Image.new("RGB", (90, 60), (0, 255, 0)).save(tmp_path / "bg" / "green.png")
+    photos = [_red_person(80, 60, (10, 70, 15, 45)),  # whole person with room around
+              _red_person(64, 48, (20, 64, 8, 40)),  # a bust, cut by the bottom edge
+              _red_person(70, 40, (5, 60, 0, 12))]  # a person at the side, a free strip beside
+    return photos, BackgroundCompositor(tmp_path / "bg", p=0.0)
+
+
+def _composer(photos, backgrounds, kind: str | None = None):
+    from segme.data import SceneComposer
+
+    composer = SceneComposer(lambda i: photos[i], len(photos), 72, backgrounds, p=1.0)
+    if kind is not None:  # only one kind of scene
+        composer.COLLAGE, composer.STAGE = {"collage": (1.0, 0.0), "stage": (0.0, 1.0),
+                                            "nobody": (0.0, 0.0)}[kind]
+    return composer
+
+
+@pytest.mark.parametrize("kind", ["collage", "stage", "nobody", None])
+def test_scenes_keep_the_mask_on_the_person(scene_parts, kind):
+    photos, backgrounds = scene_parts
+    composer = _composer(photos, backgrounds, kind)
+    for seed in range(25):
+        image, mask = composer(seed % 3, *photos[seed % 3], np.random.default_rng(seed))
+        assert image.dtype == np.uint8 and mask.dtype == np.float32
+        assert image.shape[:2] == mask.shape and 0.0 <= mask.min() and mask.max() <= 1.0
+        red = (image[..., 0] > 200) & (image[..., 1] < 50) & (image[..., 2] < 50)
+        assert red[mask > 0.99].all(), seed  # the mask is on the person...
+        assert not red[mask < 0.01].any(), seed  # ...and nowhere else
+        if kind == "collage":
+            assert 64 <= mask.shape[0] <= 72 and mask.any()  # the lowest photo's height, capped
+            assert mask.shape[1] > 60  # two or three photos side by side
+        if kind == "stage":
+            assert mask.shape[0] == 72 and 3 / 4 - 0.02 <= mask.shape[1] / 72 <= 16 / 9 + 0.02
+            assert mask.any() and (image[..., 1] > 200).any()  # people on the green photo
+        if kind == "nobody":
+            assert not mask.any() and not red.any()
+
+
+def test_scenes_are_a_function_of_the_generator(scene_parts):
+    photos, backgrounds = scene_parts
+    composer = _composer(photos, backgrounds)
+    outs = [composer(0, *photos[0], np.random.default_rng(s)) for s in (4, 4, 5)]
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+    assert outs[0][0].shape != outs[2][0].shape or not np.array_equal(outs[0][0], outs[2][0])
+    never = _composer(photos, backgrounds)
+    never.p = 0.0
+    image, mask = photos[0]
+    out = never(0, image, mask, np.random.default_rng(0))
+    assert out[0] is image and out[1] is mask
+
+
+def test_scenes_without_backgrounds_make_collages_and_strips(scene_parts):
+    photos, _ = scene_parts
+    composer = _composer(photos, None)
+    for seed in range(30):
+        image, mask = composer(2, *photos[2], np.random.default_rng(seed))
+        assert not (image[..., 1] > 200).any()  # no background photo to draw on
+        red = image[..., 0] > 200
+        assert not red[mask < 0.01].any()
+
+
+def test_dataset_with_scenes(synth, tmp_path):
+    torch = pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    (tmp_path / "bg").mkdir()
+    Image.new("RGB", (90, 60), (0, 255, 0)).save(tmp_path / "bg" / "green.png")
+    ds = SegDataset(synth / "train", 32, True, MEAN, STD, backgrounds=tmp_path / "bg",
+                    bg_prob=0.0, scenes=1.0)
+    items = [ds[i] for i in range(len(ds))]
+    assert all(it["image"].shape == (3, 32, 32) and it["mask"].shape == (1, 32, 32)
+               for it in items)
+    assert torch.equal(items[2]["image"], ds[2]["image"])  # still a function of the index
+    with pytest.raises(ValueError, match="scenes"):
+        SegDataset(synth / "train", 32, True, MEAN, STD, scenes=1.5)
+
+
 def test_prior_range_and_empty_priors():
     _, mask = synthetic_pair(np.random.default_rng(3), 48, 36)
     priors = [simulate_prior(mask, np.random.default_rng(k)) for k in range(60)]

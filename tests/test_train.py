@@ -150,14 +150,15 @@ def test_checkpoints_load_and_best_tracks_validation(synth, tmp_path):
     assert not model.training
 
 
-def test_prior_consistency_plateau_and_backgrounds_run(synth, tmp_path):
+def test_prior_consistency_plateau_backgrounds_and_scenes_run(synth, tmp_path):
     bg = tmp_path / "bg"
     bg.mkdir()
     from PIL import Image
 
     Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(bg / "grey.png")
     res = train(_cfg(synth, tmp_path / "run", model="test_tiny_prior", consistency=0.5,
-                     schedule="plateau", backgrounds=str(bg), bg_prob=1.0, augment="strong"))
+                     schedule="plateau", backgrounds=str(bg), bg_prob=1.0, scenes=0.5,
+                     augment="strong"))
     assert np.isfinite(res["train_loss"]) and res["epoch"] == 2
     model, card = load_model(tmp_path / "run" / "last.pt")
     assert card.stateful_inputs == ["prev_alpha"] and model.in_channels == 4

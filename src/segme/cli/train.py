@@ -47,6 +47,9 @@ def train(
     backgrounds: Path = typer.Option(None, help="Folder of photos to composite people onto."),
     bg_prob: float = typer.Option(0.3, help="Probability of compositing a sample."),
     augment: str = typer.Option("default", help="Augmentation preset: light, default or strong."),
+    scenes: float = typer.Option(
+        0.0, help="Probability of making a sample a scene of several photos: collages, "
+        "people pasted at other sizes and framings onto --backgrounds, nobody (0 = off)."),
     scales: list[int] = typer.Option(
         [], "--scales", help="Also train at these input sides (repeat the option): each step "
         "picks one of --size and these (multi-scale training); validation stays at --size."),
@@ -75,6 +78,8 @@ def train(
                          (backgrounds, "--backgrounds")):
         if folder is not None and not folder.is_dir():
             raise FileNotFoundError(f"{what} folder not found: {folder}")
+    if not 0.0 <= scenes <= 1.0:
+        raise ValueError(f"--scenes must be a probability in [0, 1], got {scenes}")
     if min_scale is not None and not 0.0 < min_scale <= 1.0:
         raise ValueError(f"--min-scale must be in (0, 1], got {min_scale}")
     if init is not None and not init.is_file():
@@ -84,7 +89,7 @@ def train(
         out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
+        scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
     )

@@ -24,6 +24,7 @@ from segme.data.synthetic import make_synthetic_dataset, synthetic_pair
 _LAZY = {
     "SegDataset": "segme.data.dataset",
     "BackgroundCompositor": "segme.data.augment",
+    "SceneComposer": "segme.data.augment",
     "build_train_transform": "segme.data.augment",
     "build_eval_transform": "segme.data.augment",
     "texture_transform": "segme.data.augment",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ class RelativeResizedCrop(A.RandomResizedCrop):
 
 
 # Independent random streams of one sample: adding a stream never changes the others.
-STREAM_BACKGROUND, STREAM_AUGMENT, STREAM_TEXTURE, STREAM_PRIOR = range(4)
+STREAM_BACKGROUND, STREAM_AUGMENT, STREAM_TEXTURE, STREAM_PRIOR, STREAM_SCENE = range(5)
 
 
 def sample_seed(seed: int, epoch: int, index: int, stream: int) -> int:
@@ -264,10 +265,14 @@ class BackgroundCompositor:
         """
         if rng.random() >= self.p:
             return image
-        bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
         h, w = image.shape[:2]
+        return _over(image, mask, self.random_crop(h, w, rng))
+
+    def random_crop(self, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+        """A random background, cropped and resized to uint8 [h, w, 3] RGB."""
+        bg = self.backgrounds[int(rng.integers(len(self.backgrounds)))]
         bh, bw = bg.shape[:2]
-        # Largest crop with the image's aspect, then a random zoom into it (scale 0.4..1).
+        # Largest crop with the wanted aspect, then a random zoom into it (scale 0.4..1).
         cw, ch = (bw, round(bw * h / w)) if bw * h / w <= bh else (round(bh * w / h), bh)
         zoom = math.sqrt(rng.uniform(0.4, 1.0))
         cw, ch = max(1, round(cw * zoom)), max(1, round(ch * zoom))
@@ -277,7 +282,142 @@ class BackgroundCompositor:
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         interp = cv2.INTER_AREA if cw > w else cv2.INTER_LINEAR
-        crop = cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
-        a = mask[:, :, None]
-        out = image.astype(np.float32) * a + crop.astype(np.float32) * (1.0 - a)
-        return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
+
+
+def _over(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """``fg * alpha + bg * (1 - alpha)``: uint8 [H, W, 3] images, alpha float32 [H, W]."""
+    a = alpha[:, :, None]
+    out = fg.astype(np.float32) * a + bg.astype(np.float32) * (1.0 - a)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    """Area-average when shrinking, bilinear when growing (images and masks alike)."""
+    interp = cv2.INTER_AREA if w < a.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(a), (max(1, w), max(1, h)), interpolation=interp)
+
+
+Loader = Callable[[int], tuple[np.ndarray, np.ndarray]]
+
+
+class SceneComposer:
+    """Make a new training photo out of several: other framings, several people, nobody.
+
+    The portrait sets frame one person, upright and large, in a portrait-shaped photo, so a
+    model trained on them alone learns that framing and fails on a landscape webcam frame,
+    two people side by side, a person further away, or a room with nobody in it
+    (``benchmarks/robustness.py`` measures it). With probability ``p`` a sample becomes:
+
+    * a **collage** (``COLLAGE`` of the time): 2-3 whole training photos side by side at one
+      height, each keeping its own background, the outer ones sometimes cut by the frame;
+    * a **stage** (``STAGE``): 1-3 people cut out along their masks and pasted at random
+      sizes (a person 30-100% of the frame's height) and places, some partly out of the
+      frame, onto a background photo of a random aspect from 3:4 to 16:9; needs backgrounds;
+    * **nobody** (the rest): a background photo, or a person-free strip of the photo,
+      with an empty mask.
+
+    The result has any aspect; the geometric augmentation that follows keeps it, and the
+    model sees it squashed to its input as the evaluation protocol does.
+
+    Args:
+        load: ``index -> (image uint8 [H, W, 3] RGB, mask float32 [H, W] in [0, 1])``.
+        count: number of samples ``load`` accepts.
+        height: frame height of collages and stages (the cache's resolution).
+        backgrounds: compositor whose photos stages and empty frames use; ``None``: only
+            collages and person-free strips.
+        p: probability of replacing a sample.
+    """
+
+    COLLAGE, STAGE = 0.4, 0.45
+
+    def __init__(self, load: Loader, count: int, height: int,
+                 backgrounds: BackgroundCompositor | None = None, p: float = 0.3) -> None:
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"scene probability must be in [0, 1], got {p}")
+        self.load, self.count, self.height = load, int(count), int(height)
+        self.backgrounds, self.p = backgrounds, float(p)
+
+    def __call__(self, index: int, image: np.ndarray, mask: np.ndarray,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index`` (already loaded as ``image``, ``mask``) or a scene made from it.
+
+        Returns image uint8 [H', W', 3] RGB and mask float32 [H', W'] in [0, 1].
+        """
+        if rng.random() >= self.p:
+            return image, mask
+        kind = rng.random()
+        if kind < self.COLLAGE:
+            return self._collage(image, mask, rng)
+        if kind < self.COLLAGE + self.STAGE and self.backgrounds is not None:
+            return self._stage(image, mask, rng)
+        return self._nobody(image, mask, rng)
+
+    def _others(self, n: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [self.load(int(rng.integers(self.count))) for _ in range(n)]
+
+    def _collage(self, image, mask, rng):
+        photos = [(image, mask), *self._others(int(rng.integers(1, 3)), rng)]
+        order = rng.permutation(len(photos))
+        h = min(self.height, *(im.shape[0] for im, _ in photos))
+        images, masks = [], []
+        for k, j in enumerate(order):
+            im, m = photos[j]
+            w = round(im.shape[1] * h / im.shape[0])
+            im, m = _resize(im, w, h), _resize(m, w, h)
+            # the outer photos lose up to a third on their outer side: people cut by the frame
+            cut = int(w * rng.uniform(0.0, 0.33)) if rng.random() < 0.5 else 0
+            if k == 0:
+                im, m = im[:, cut:], m[:, cut:]
+            elif k == len(order) - 1:
+                im, m = im[:, : w - cut], m[:, : w - cut]
+            images.append(im)
+            masks.append(m)
+        return np.ascontiguousarray(np.concatenate(images, 1)), np.concatenate(masks, 1)
+
+    def _stage(self, image, mask, rng):
+        h = self.height
+        w = round(h * math.exp(rng.uniform(math.log(3 / 4), math.log(16 / 9))))
+        canvas = self.backgrounds.random_crop(h, w, rng)
+        alpha = np.zeros((h, w), np.float32)
+        n = 1 + int(rng.choice(3, p=[0.5, 0.3, 0.2]))
+        for im, m in [(image, mask), *self._others(n - 1, rng)]:
+            ys, xs = np.nonzero(m > 0.5)
+            if ys.size == 0:
+                continue
+            y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+            cut_below = y1 >= m.shape[0] - 1  # a bust: the photo cuts the person at its bottom
+            f = h * rng.uniform(0.3, 1.0) / (y1 - y0)
+            im, m = im[y0:y1, x0:x1], m[y0:y1, x0:x1]
+            ph, pw = max(1, round(im.shape[0] * f)), max(1, round(im.shape[1] * f))
+            im, m = _resize(im, pw, ph), _resize(m, pw, ph)
+            # top-left corner: up to a fifth of the person out of the frame at either side;
+            # feet anywhere from the lower half of the frame to a third below it, a bust's
+            # cut edge at or below the frame's bottom
+            x = int(rng.integers(-pw // 5, max(-pw // 5, w - pw + pw // 5) + 1))
+            lo = h - ph if cut_below else max(0, h - ph) // 2
+            y = int(rng.integers(lo, max(lo, h - ph + ph // 3) + 1))
+            cy0, cy1, cx0, cx1 = max(0, y), min(h, y + ph), max(0, x), min(w, x + pw)
+            if cy1 <= cy0 or cx1 <= cx0:
+                continue
+            part = (slice(cy0 - y, cy1 - y), slice(cx0 - x, cx1 - x))
+            region = (slice(cy0, cy1), slice(cx0, cx1))
+            canvas[region] = _over(im[part], m[part], canvas[region])
+            alpha[region] = m[part] + alpha[region] * (1.0 - m[part])
+        return canvas, alpha
+
+    def _nobody(self, image, mask, rng):
+        h, w = mask.shape
+        # a strip of the photo beside the person (columns free of them), else a background
+        free = np.flatnonzero(mask.max(0) < 0.02)
+        runs = np.split(free, np.flatnonzero(np.diff(free) > 1) + 1) if free.size else []
+        wide = [r for r in runs if r.size >= w // 5]
+        if wide and (self.backgrounds is None or rng.random() < 0.5):
+            r = wide[int(rng.integers(len(wide)))]
+            return np.ascontiguousarray(image[:, r[0] : r[-1] + 1]), np.zeros((h, r.size),
+                                                                              np.float32)
+        if self.backgrounds is None:
+            return image, mask
+        sh = self.height
+        sw = round(sh * math.exp(rng.uniform(math.log(3 / 4), math.log(16 / 9))))
+        return self.backgrounds.random_crop(sh, sw, rng), np.zeros((sh, sw), np.float32)

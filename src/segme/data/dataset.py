@@ -22,8 +22,10 @@ from segme.data.augment import (
     STREAM_AUGMENT,
     STREAM_BACKGROUND,
     STREAM_PRIOR,
+    STREAM_SCENE,
     STREAM_TEXTURE,
     BackgroundCompositor,
+    SceneComposer,
     _fit_short_side,
     _hw,
     build_eval_transform,
@@ -52,6 +54,9 @@ class SegDataset(Dataset):
         std: per-channel RGB std in [0, 1] units.
         backgrounds: folder of background photos to composite people onto (train only).
         bg_prob: probability of compositing a training sample onto a background.
+        scenes: probability of turning a training sample into a scene made of several
+            (``SceneComposer``: collages, people pasted onto backgrounds at other sizes and
+            framings, nobody at all).
         prior: add a simulated previous-frame alpha (``prior``) for 4-channel video models.
         consistency: add a texture-augmented copy (``image2``) for the consistency loss
             (train only).
@@ -88,6 +93,7 @@ class SegDataset(Dataset):
         std: Sequence[float],
         backgrounds: str | Path | None = None,
         bg_prob: float = 0.3,
+        scenes: float = 0.0,
         prior: bool = False,
         consistency: bool = False,
         seed: int = 0,
@@ -116,15 +122,25 @@ class SegDataset(Dataset):
         if self.train:
             self.transform = build_train_transform(self.size, strength, min_scale)
             self.texture = texture_transform(strength) if self.consistency else None
+            # with bg_prob 0 the photos still serve the scenes
             self.compositor = (
                 BackgroundCompositor(backgrounds, p=bg_prob, max_side=self._cache_side)
-                if backgrounds is not None and bg_prob > 0
+                if backgrounds is not None and (bg_prob > 0 or scenes > 0)
+                else None
+            )
+            if not 0.0 <= scenes <= 1.0:
+                raise ValueError(f"scenes must be a probability in [0, 1], got {scenes}")
+            self.scenes = (
+                SceneComposer(self._load, len(self.pairs), self._cache_side, self.compositor,
+                              p=scenes)
+                if scenes > 0
                 else None
             )
         else:
             self.transform = build_eval_transform(self.size)
             self.texture = None
             self.compositor = None
+            self.scenes = None
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         if cache:
             self._cache = self._decode_all(workers or min(8, os.cpu_count() or 1))
@@ -185,6 +201,8 @@ class SegDataset(Dataset):
         def rng(stream: int) -> np.random.Generator:
             return np.random.default_rng(sample_seed(self.seed, epoch, index, stream))
 
+        if self.scenes is not None:
+            image, mask = self.scenes(index, image, mask, rng(STREAM_SCENE))
         if self.compositor is not None:
             image = self.compositor(image, mask, rng(STREAM_BACKGROUND))
         if self.train:

@@ -58,6 +58,9 @@ class TrainConfig:
     seed: int = 0
     backgrounds: str | None = None  # photos to composite people onto (augmentation)
     bg_prob: float = 0.3  # probability of compositing a training sample
+    # probability of making a sample a scene of several photos (collage, people pasted at
+    # other sizes and framings onto backgrounds, nobody): framings the portrait sets lack
+    scenes: float = 0.0
     augment: str = "default"  # augmentation preset: light | default | strong
     # smallest crop area fraction; None = the preset's. Near 1 the crops frame people as the
     # whole-image test protocol does (a last fine-tune against the train/test size gap)
@@ -264,7 +267,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     ds_args = dict(size=size, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
-                          bg_prob=cfg.bg_prob, consistency=cfg.consistency > 0,
+                          bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
                           **{**ds_args, "size": sides[-1]})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
