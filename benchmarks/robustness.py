@@ -46,6 +46,7 @@ import cv2
 import numpy as np
 from zoo import mediapipe_backend
 
+from segme.data.augment import free_runs
 from segme.data.folders import find_pairs, load_pair
 from segme.evaluate.metrics import MetricAccumulator
 from segme.runtime import load_backend
@@ -119,13 +120,6 @@ CONDITIONS: dict[str, Condition] = {
 }
 
 
-def _free_runs(free: np.ndarray, least: int) -> list[tuple[int, int]]:
-    """(start, stop) of the runs of True in ``free`` at least ``least`` long."""
-    idx = np.flatnonzero(free)
-    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []
-    return [(int(r[0]), int(r[-1]) + 1) for r in runs if r.size >= least]
-
-
 def empty_images(pairs) -> list[np.ndarray]:
     """The parts of the photos with nobody in them: the widest band of whole columns (or,
     failing that, rows) free of the person, at least a fifth of the photo across."""
@@ -133,8 +127,8 @@ def empty_images(pairs) -> list[np.ndarray]:
     for p in pairs:
         image, mask = load_pair(p)
         h, w = mask.shape
-        cols = _free_runs(mask.max(0) < 0.02, w // 5)
-        rows = _free_runs(mask.max(1) < 0.02, h // 5)
+        cols = free_runs(mask.max(0) < 0.02, w // 5)
+        rows = free_runs(mask.max(1) < 0.02, h // 5)
         if cols:
             a, b = max(cols, key=lambda r: r[1] - r[0])
             out.append(image[:, a:b])

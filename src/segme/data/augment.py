@@ -281,8 +281,7 @@ class BackgroundCompositor:
         crop = bg[y0 : y0 + ch, x0 : x0 + cw]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
-        interp = cv2.INTER_AREA if cw > w else cv2.INTER_LINEAR
-        return cv2.resize(np.ascontiguousarray(crop), (w, h), interpolation=interp)
+        return _resize(crop, w, h)
 
 
 def _over(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -290,6 +289,14 @@ def _over(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
     a = alpha[:, :, None]
     out = fg.astype(np.float32) * a + bg.astype(np.float32) * (1.0 - a)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def free_runs(free: np.ndarray, least: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of True in the 1-D ``free`` at least ``least`` long:
+    with ``mask.max(0) < 0.02``, the bands of whole columns with nobody in them."""
+    idx = np.flatnonzero(free)
+    runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []
+    return [(int(r[0]), int(r[-1]) + 1) for r in runs if r.size >= least]
 
 
 def _resize(a: np.ndarray, w: int, h: int) -> np.ndarray:
@@ -334,7 +341,7 @@ class SceneComposer:
     def __init__(self, load: Loader, count: int, height: int,
                  backgrounds: BackgroundCompositor | None = None, p: float = 0.3) -> None:
         if not 0.0 <= p <= 1.0:
-            raise ValueError(f"scene probability must be in [0, 1], got {p}")
+            raise ValueError(f"scenes must be a probability in [0, 1], got {p}")
         self.load, self.count, self.height = load, int(count), int(height)
         self.backgrounds, self.p = backgrounds, float(p)
 
@@ -409,13 +416,10 @@ class SceneComposer:
     def _nobody(self, image, mask, rng):
         h, w = mask.shape
         # a strip of the photo beside the person (columns free of them), else a background
-        free = np.flatnonzero(mask.max(0) < 0.02)
-        runs = np.split(free, np.flatnonzero(np.diff(free) > 1) + 1) if free.size else []
-        wide = [r for r in runs if r.size >= w // 5]
+        wide = free_runs(mask.max(0) < 0.02, w // 5)
         if wide and (self.backgrounds is None or rng.random() < 0.5):
-            r = wide[int(rng.integers(len(wide)))]
-            return np.ascontiguousarray(image[:, r[0] : r[-1] + 1]), np.zeros((h, r.size),
-                                                                              np.float32)
+            a, b = wide[int(rng.integers(len(wide)))]
+            return np.ascontiguousarray(image[:, a:b]), np.zeros((h, b - a), np.float32)
         if self.backgrounds is None:
             return image, mask
         sh = self.height

@@ -125,15 +125,13 @@ class SegDataset(Dataset):
             # with bg_prob 0 the photos still serve the scenes
             self.compositor = (
                 BackgroundCompositor(backgrounds, p=bg_prob, max_side=self._cache_side)
-                if backgrounds is not None and (bg_prob > 0 or scenes > 0)
+                if backgrounds is not None and (bg_prob > 0 or scenes != 0)
                 else None
             )
-            if not 0.0 <= scenes <= 1.0:
-                raise ValueError(f"scenes must be a probability in [0, 1], got {scenes}")
-            self.scenes = (
+            self.scenes = (  # SceneComposer refuses a probability outside [0, 1]
                 SceneComposer(self._load, len(self.pairs), self._cache_side, self.compositor,
                               p=scenes)
-                if scenes > 0
+                if scenes != 0
                 else None
             )
         else:
