@@ -243,7 +243,7 @@ def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):
     rgb_model = create_model("test_tiny").eval()
     path = save_weights(rgb_model, rgb_model.card(32), tmp_path / "rgb.safetensors")
     prior_model = create_model("test_tiny", in_channels=4)
-    assert "widened" in init_from(prior_model, path)
+    assert "embedded in larger tensors" in init_from(prior_model, path)
     x = torch.rand(2, 3, 32, 32)
     with_prior = torch.cat([x, torch.rand(2, 1, 32, 32)], 1)
     torch.testing.assert_close(prior_model.eval()(with_prior), rgb_model(x))
@@ -275,6 +275,49 @@ def test_init_leaves_out_a_block_the_new_model_drops(tmp_path):
     assert "(decoder.refine.body, decoder.refine.shortcut) left out" in init_from(light, path)
     for k, v in light.state_dict().items():  # a lighter block in its place starts fresh
         torch.testing.assert_close(v, fresh[k] if k in fresh else kept[k])
+
+
+def test_init_widens_a_network_that_starts_out_as_the_narrow_one(tmp_path):
+    from segme.export.weights import save_weights
+    from segme.train.checkpoint import init_from
+
+    torch.manual_seed(0)
+    narrow = create_model("mnv3_unet").eval()
+    for m in narrow.modules():  # trained-looking batch-norm statistics, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.3, 0.3)
+    path = save_weights(narrow, narrow.card(64), tmp_path / "narrow.safetensors")
+    wide = create_model("mnv3_unet", width=2.0)
+    before = {k: v.clone() for k, v in wide.state_dict().items()}
+    assert "embedded in larger tensors" in init_from(wide, path)
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(wide.eval()(x), narrow(x), rtol=0, atol=1e-6)
+    # the new output channels keep their own random start, the old ones take nothing from
+    # the new inputs
+    checked = 0
+    for k, v in wide.state_dict().items():
+        o = narrow.state_dict()[k]
+        if v.ndim == 4 and v.shape[0] > o.shape[0] and v.shape[1] > o.shape[1]:
+            assert torch.equal(v[o.shape[0]:], before[k][o.shape[0]:])
+            assert not v[: o.shape[0], o.shape[1]:].any()
+            checked += 1
+    assert checked > 20
+    wide.train()
+    wide.outputs(x)["logits"].mean().backward()
+    grads = [p.grad for p in wide.parameters() if p.grad is not None]
+    assert len(grads) == len(list(wide.parameters()))
+    with pytest.raises(ValueError, match="same or a smaller width"):
+        init_from(create_model("mnv3_unet", width=0.5), path)
+
+
+def test_bf16_autocast_trains(synth, tmp_path):
+    res = train(_cfg(synth, tmp_path, epochs=1, bf16=True))
+    assert np.isfinite(res["train_loss"])
+    state = read_checkpoint(tmp_path / "last.pt")["model"]
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float32}
 
 
 def test_model_args_take_json_and_python_spellings():

@@ -68,6 +68,8 @@ def train(
     save_every: int = typer.Option(0, help="Also checkpoint every N steps inside an epoch."),
     threads: int = typer.Option(None, help="torch threads per process."),
     channels_last: bool = typer.Option(True, help="NHWC memory format (faster on CPU)."),
+    bf16: bool = typer.Option(False, help="Forward pass under bfloat16 autocast (faster for "
+                              "wide models on CPUs with bf16 support; losses stay float32)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a model; writes OUT/last.pt, OUT/best.pt, OUT/log.csv and TensorBoard logs."""
@@ -91,6 +93,6 @@ def train(
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
         scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
-        save_every=save_every, threads=threads, channels_last=channels_last, progress=progress,
+        save_every=save_every, threads=threads, channels_last=channels_last, bf16=bf16, progress=progress,
     )
     run(cfg)

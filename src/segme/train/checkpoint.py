@@ -68,14 +68,21 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
 
 def init_from(model: torch.nn.Module, path: str | Path) -> str:
     """Start ``model`` from the weights of another run (fine-tuning; adding a prior plane;
-    dropping a block).
+    dropping a block; widening).
 
-    Every tensor of the source must find its place: same name and shape, copied. A weight
-    whose only difference is more input channels (a first conv given a previous-frame alpha
-    plane) gets the old channels copied and zeros for the new ones, so the model starts out
-    exactly as the 3-channel one and learns to use the prior. Tensors of a block the new
-    model no longer has at all (``mnv3_unet`` with ``refine=False``) are left out, when they
-    are a small part of the source. Tensors only the new model has keep their
+    Every tensor of the source must find its place: same name and shape, copied. A tensor
+    the new model has larger (more input planes, or a wider network: ``width=2`` from a
+    ``width=1`` run) gets the source in its leading channels; the weights from new input
+    channels into old output channels are zero and the new output channels keep their
+    random initialisation. The old channels then compute exactly what they did, so the
+    model starts out as the source (a 4-channel model given a previous-frame alpha plane
+    ignores it; a widened network gives the narrow one's output), while the gradients
+    through the zero weights are not zero and the random new channels differ from each
+    other, so training puts the extra capacity to use. This needs a layout where channels
+    of one stage only meet channels of the same index (additive skips, no concatenation);
+    the equality is tested for the architectures it is used with. Tensors of a block the
+    new model no longer has at all (``mnv3_unet`` with ``refine=False``) are left out, when
+    they are a small part of the source. Tensors only the new model has keep their
     initialisation.
 
     Returns:
@@ -97,10 +104,11 @@ def init_from(model: torch.nn.Module, path: str | Path) -> str:
             if o.shape == t.shape:
                 t.copy_(o)
                 placed.add(name)
-            elif (o.ndim == t.ndim >= 2 and o.shape[0] == t.shape[0] and o.shape[2:] == t.shape[2:]
-                  and o.shape[1] < t.shape[1]):
-                t.zero_()
-                t[:, : o.shape[1]] = o
+            elif o.ndim == t.ndim and all(a <= b for a, b in zip(o.shape, t.shape)) and (
+                    o.shape[2:] == t.shape[2:]):
+                if o.ndim >= 2:  # [out, in, ...]: old outputs see nothing of the new inputs
+                    t[: o.shape[0], o.shape[1]:] = 0
+                t[tuple(slice(0, n) for n in o.shape)] = o
                 placed.add(name)
                 widened += 1
     weights = [k for k in old if not k.endswith("num_batches_tracked")]
@@ -113,10 +121,11 @@ def init_from(model: torch.nn.Module, path: str | Path) -> str:
         # a half-loaded network is a silent mistake
         raise ValueError(f"--init {path}: {len(unplaced)} of its {len(weights)} "
                          f"tensors have no match in {type(model).__name__}; start from a run "
-                         "of the same architecture and width")
+                         "of the same architecture and the same or a smaller width")
     blocks = sorted({next(m for m in _modules_of(k) if m not in modules) for k in removed})
     return (f"initialised from {path}: {len(placed) - widened} of {len(new)} tensors copied"
-            + (f", {widened} widened with zero weights for new input planes" if widened else "")
+            + (f", {widened} embedded in larger tensors (zero weights from new input channels"
+               " into old ones)" if widened else "")
             + (f", {len(removed)} of blocks the new model drops ({', '.join(blocks)}) left out"
                if removed else ""))
 
