@@ -68,6 +68,12 @@ def train(
     save_every: int = typer.Option(0, help="Also checkpoint every N steps inside an epoch."),
     threads: int = typer.Option(None, help="torch threads per process."),
     channels_last: bool = typer.Option(True, help="NHWC memory format (faster on CPU)."),
+    teacher: Path | None = typer.Option(None, help="Distil this trained model (.pt/"
+                                        ".safetensors): its probabilities on every crop join "
+                                        "the loss as a per-pixel KL term."),
+    teacher_size: int | None = typer.Option(None, help="The teacher's input side (default: "
+                                            "its own); crops are made at the larger side."),
+    distill: float = typer.Option(1.0, help="Weight of the distillation term."),
     bf16: bool = typer.Option(False, help="Forward pass under bfloat16 autocast (faster for "
                               "wide models on CPUs with bf16 support; losses stay float32)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -84,6 +90,8 @@ def train(
         raise ValueError(f"--scenes must be a probability in [0, 1], got {scenes}")
     if min_scale is not None and not 0.0 < min_scale <= 1.0:
         raise ValueError(f"--min-scale must be in (0, 1], got {min_scale}")
+    if teacher is not None and not teacher.is_file():
+        raise FileNotFoundError(f"--teacher weights not found: {teacher}")
     if init is not None and not init.is_file():
         raise FileNotFoundError(f"--init weights not found: {init}")
     cfg = TrainConfig(
@@ -94,5 +102,6 @@ def train(
         scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, bf16=bf16, progress=progress,
+        teacher=str(teacher) if teacher else None, teacher_size=teacher_size, distill=distill,
     )
     run(cfg)

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Sampler
 from segme.data import DataError, find_pairs
 from segme.data.dataset import SegDataset
 from segme.models import create_model
-from segme.train.checkpoint import FORMAT, init_from, read_checkpoint, save_atomic
+from segme.train.checkpoint import FORMAT, init_from, load_model, read_checkpoint, save_atomic
 from segme.train.losses import compute_loss, consistency_loss
 
 
@@ -76,6 +76,14 @@ class TrainConfig:
     # forward pass under bfloat16 autocast (losses, weights and the optimiser stay float32):
     # faster for wide networks at large inputs on CPUs with bf16 instructions
     bf16: bool = False
+    # knowledge distillation: a trained model (.pt/.safetensors, 3 input channels) whose
+    # probabilities on each training crop the student also learns, by a per-pixel KL term of
+    # weight distill added to its loss. The teacher sees the crop at teacher_size (default
+    # its own card's size; crops are made at the largest side needed and downscaled), its
+    # logits are resized to the student's side
+    teacher: str | None = None
+    teacher_size: int | None = None
+    distill: float = 1.0
     tensorboard: bool = True  # also log to out/tensorboard when tensorboard is installed
     progress: bool = True  # show a progress bar
 
@@ -217,6 +225,42 @@ def _inputs(batch: dict[str, torch.Tensor], channels_last: bool, key: str = "ima
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def _load_teacher(cfg: TrainConfig, student_channels: int) -> tuple[nn.Module | None, int]:
+    """The distillation teacher (eval mode, frozen) and its input side; (None, 0) without."""
+    if cfg.teacher is None:
+        return None, 0
+    teacher, tcard = load_model(cfg.teacher)
+    if teacher.in_channels != 3:
+        raise ValueError(f"--teacher {cfg.teacher}: a teacher takes RGB only, this one has "
+                         f"{teacher.in_channels} input channels")
+    side = cfg.teacher_size or tcard.input_size[0]
+    if side % teacher.size_divisor:
+        raise ValueError(f"--teacher-size {side} is not a multiple of the teacher's size "
+                         f"divisor {teacher.size_divisor}")
+    teacher.requires_grad_(False)
+    teacher.card_ = tcard  # type: ignore[attr-defined]  # its normalisation, for the inputs
+    if cfg.channels_last:
+        teacher = teacher.to(memory_format=torch.channels_last)
+    return teacher, side
+
+
+@torch.no_grad()
+def _teacher_logits(teacher: nn.Module, batch: dict, card, teacher_side: int, side: int,
+                    cfg: TrainConfig) -> torch.Tensor:
+    """The teacher's logits [B, 1, side, side] for the crops of ``batch`` (student inputs of
+    any side, normalised with the student's card), seen at ``teacher_side``."""
+    rgb = _rgb(_rescale(batch, teacher_side), card.mean, card.std)
+    tcard = teacher.card_  # type: ignore[attr-defined]
+    x = (rgb - torch.tensor(tcard.mean).view(1, 3, 1, 1)) / torch.tensor(tcard.std).view(1, 3, 1, 1)
+    if cfg.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    logits = _forward(teacher.outputs, x, cfg.bf16)["logits"]
+    if logits.shape[-1] != side:
+        logits = torch.nn.functional.interpolate(logits, size=(side, side), mode="bilinear",
+                                                 align_corners=False)
+    return logits
+
+
 def _rescale(batch: dict, side: int) -> dict:
     """The batch's images, masks and priors [B, C, H, W] resized to side x side (antialiased
     bilinear; masks become soft at edges, as a downscaled photo's truth is)."""
@@ -258,6 +302,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         raise ValueError(f"--scales {odd[0]} is not a positive multiple of {cfg.model}'s size "
                          f"divisor {model.size_divisor}")
     card = model.card(size)
+    teacher, teacher_side = _load_teacher(cfg, model.in_channels)
     if cfg.init and not (cfg.resume and last_path.exists()):
         message = init_from(model, cfg.init)
         if main:
@@ -281,7 +326,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
-                          **{**ds_args, "size": sides[-1]})
+                          **{**ds_args, "size": max(sides[-1], teacher_side)})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
@@ -373,15 +418,21 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                            dynamic_ncols=True, leave=True)
             t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
             for step, batch in enumerate(loader, start=skip):
+                full = batch
+                side = sides[-1]
                 if len(sides) > 1:  # the side depends on (seed, step) only: resumable
                     side = sides[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
                         len(sides))]
-                    batch = _rescale(batch, side)
+                batch = _rescale(batch, side)
                 x = _inputs(batch, cfg.channels_last)
                 outputs = _forward(net, x, cfg.bf16)
                 rgb = _rgb(batch, card.mean, card.std)
                 loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
                                            cfg.edge_weight)
+                if teacher is not None:
+                    target = _teacher_logits(teacher, full, card, teacher_side, side, cfg)
+                    kd = consistency_loss(target, outputs["logits"])
+                    loss = loss + cfg.distill * kd
                 if "image2" in batch:
                     out2 = _forward(net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
                     loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb,
