@@ -322,19 +322,19 @@ def test_bf16_autocast_trains(synth, tmp_path):
 
 def test_distillation_from_a_teacher_at_its_own_side(synth, tmp_path):
     from segme.export.weights import save_weights
-    from segme.train.loop import _load_teacher, _teacher_logits
+    from segme.train.loop import _Teacher
 
     torch.manual_seed(0)
     teacher = create_model("test_tiny").eval()
     path = save_weights(teacher, teacher.card(64), tmp_path / "teacher.safetensors")
     cfg = _cfg(synth, tmp_path / "kd", epochs=1, teacher=str(path), distill=2.0)
-    loaded, side = _load_teacher(cfg, 3)
-    assert side == 64  # the teacher's own card
+    loaded = _Teacher(str(path), None, bf16=False, channels_last=True)
+    assert loaded.side == 64  # the teacher's own card
     card = create_model("test_tiny").card(32)
     x = torch.randn(2, 3, 64, 64)
-    logits = _teacher_logits(loaded, {"image": x}, card, 64, 32, cfg)
+    logits = loaded.logits({"image": x}, card, 32)
     assert logits.shape == (2, 1, 32, 32)
-    same = _teacher_logits(loaded, {"image": x}, card, 64, 64, cfg)
+    same = loaded.logits({"image": x}, card, 64)
     torch.testing.assert_close(same, teacher.outputs(x)["logits"])  # same normalisation here
     assert np.isfinite(train(cfg)["train_loss"])  # crops made at 64, the student's at 32
     # the same crops with and without the teacher: the distillation term is in the loss
@@ -344,7 +344,9 @@ def test_distillation_from_a_teacher_at_its_own_side(synth, tmp_path):
     prior = create_model("test_tiny", in_channels=4).eval()
     ppath = save_weights(prior, prior.card(32), tmp_path / "prior.safetensors")
     with pytest.raises(ValueError, match="RGB only"):
-        _load_teacher(_cfg(synth, tmp_path / "x", teacher=str(ppath)), 3)
+        _Teacher(str(ppath), None, bf16=False, channels_last=True)
+    with pytest.raises(ValueError, match="positive multiple"):
+        _Teacher(str(path), -64, bf16=False, channels_last=True)
 
 
 def test_model_args_take_json_and_python_spellings():

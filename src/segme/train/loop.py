@@ -225,40 +225,40 @@ def _inputs(batch: dict[str, torch.Tensor], channels_last: bool, key: str = "ima
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def _load_teacher(cfg: TrainConfig, student_channels: int) -> tuple[nn.Module | None, int]:
-    """The distillation teacher (eval mode, frozen) and its input side; (None, 0) without."""
-    if cfg.teacher is None:
-        return None, 0
-    teacher, tcard = load_model(cfg.teacher)
-    if teacher.in_channels != 3:
-        raise ValueError(f"--teacher {cfg.teacher}: a teacher takes RGB only, this one has "
-                         f"{teacher.in_channels} input channels")
-    side = cfg.teacher_size or tcard.input_size[0]
-    if side % teacher.size_divisor:
-        raise ValueError(f"--teacher-size {side} is not a multiple of the teacher's size "
-                         f"divisor {teacher.size_divisor}")
-    teacher.requires_grad_(False)
-    teacher.card_ = tcard  # type: ignore[attr-defined]  # its normalisation, for the inputs
-    if cfg.channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last)
-    return teacher, side
+class _Teacher:
+    """A frozen trained model whose logits on the training crops the student distils.
 
+    It sees each crop at its own ``side`` with its own normalisation, whatever the
+    student's; its logits come back at the student's side.
+    """
 
-@torch.no_grad()
-def _teacher_logits(teacher: nn.Module, batch: dict, card, teacher_side: int, side: int,
-                    cfg: TrainConfig) -> torch.Tensor:
-    """The teacher's logits [B, 1, side, side] for the crops of ``batch`` (student inputs of
-    any side, normalised with the student's card), seen at ``teacher_side``."""
-    rgb = _rgb(_rescale(batch, teacher_side), card.mean, card.std)
-    tcard = teacher.card_  # type: ignore[attr-defined]
-    x = (rgb - torch.tensor(tcard.mean).view(1, 3, 1, 1)) / torch.tensor(tcard.std).view(1, 3, 1, 1)
-    if cfg.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    logits = _forward(teacher.outputs, x, cfg.bf16)["logits"]
-    if logits.shape[-1] != side:
-        logits = torch.nn.functional.interpolate(logits, size=(side, side), mode="bilinear",
-                                                 align_corners=False)
-    return logits
+    def __init__(self, path: str, side: int | None, bf16: bool, channels_last: bool) -> None:
+        model, card = load_model(path)
+        if model.in_channels != 3:
+            raise ValueError(f"--teacher {path}: a teacher takes RGB only, this one has "
+                             f"{model.in_channels} input channels")
+        self.side = side or card.input_size[0]
+        if self.side <= 0 or self.side % model.size_divisor:
+            raise ValueError(f"--teacher-size {self.side} is not a positive multiple of the "
+                             f"teacher's size divisor {model.size_divisor}")
+        model.requires_grad_(False)
+        self.model = model.to(memory_format=torch.channels_last) if channels_last else model
+        self.mean = torch.tensor(card.mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(card.std).view(1, 3, 1, 1)
+        self.bf16, self.channels_last = bf16, channels_last
+
+    @torch.no_grad()
+    def logits(self, batch: dict, card, side: int) -> torch.Tensor:
+        """Logits [B, 1, side, side] for the crops of ``batch`` (images of any side,
+        normalised with the student's ``card``)."""
+        x = (_rgb(_rescale(batch, self.side), card.mean, card.std) - self.mean) / self.std
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits = _forward(self.model.outputs, x, self.bf16)["logits"]
+        if logits.shape[-1] != side:
+            logits = torch.nn.functional.interpolate(logits, size=(side, side),
+                                                     mode="bilinear", align_corners=False)
+        return logits
 
 
 def _rescale(batch: dict, side: int) -> dict:
@@ -302,7 +302,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         raise ValueError(f"--scales {odd[0]} is not a positive multiple of {cfg.model}'s size "
                          f"divisor {model.size_divisor}")
     card = model.card(size)
-    teacher, teacher_side = _load_teacher(cfg, model.in_channels)
+    teacher = (_Teacher(cfg.teacher, cfg.teacher_size, cfg.bf16, cfg.channels_last)
+               if cfg.teacher else None)
     if cfg.init and not (cfg.resume and last_path.exists()):
         message = init_from(model, cfg.init)
         if main:
@@ -326,7 +327,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
-                          **{**ds_args, "size": max(sides[-1], teacher_side)})
+                          **{**ds_args, "size": max(sides[-1], teacher.side if teacher else 0)})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
@@ -418,7 +419,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                            dynamic_ncols=True, leave=True)
             t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
             for step, batch in enumerate(loader, start=skip):
-                full = batch
+                full = batch  # crops at the largest side any step or the teacher needs
                 side = sides[-1]
                 if len(sides) > 1:  # the side depends on (seed, step) only: resumable
                     side = sides[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
@@ -430,8 +431,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
                                            cfg.edge_weight)
                 if teacher is not None:
-                    target = _teacher_logits(teacher, full, card, teacher_side, side, cfg)
-                    kd = consistency_loss(target, outputs["logits"])
+                    kd = consistency_loss(teacher.logits(full, card, side), outputs["logits"])
                     loss = loss + cfg.distill * kd
                 if "image2" in batch:
                     out2 = _forward(net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
