@@ -19,6 +19,7 @@ from pathlib import Path
 
 from zoo import mediapipe_backend
 
+from segme.cli._options import parse_size
 from segme.cli.models import profile
 from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx
@@ -28,8 +29,9 @@ from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
 
 
-def parse_candidate(text: str) -> tuple[str, dict, int]:
-    """``"sinet:width=1.25@224"`` -> ("sinet", {"width": 1.25}, 224)."""
+def parse_candidate(text: str) -> tuple[str, dict, int | tuple[int, int]]:
+    """``"sinet:width=1.25@224"`` -> ("sinet", {"width": 1.25}, 224); ``@256x192`` gives
+    (256, 192), height by width."""
     spec, _, size = text.partition("@")
     arch, _, kw = spec.partition(":")
     kwargs = {}
@@ -39,7 +41,7 @@ def parse_candidate(text: str) -> tuple[str, dict, int]:
             kwargs[k] = ast.literal_eval(v)
         except (ValueError, SyntaxError):
             kwargs[k] = v
-    return arch, kwargs, int(size or 224)
+    return arch, kwargs, parse_size(size or "224")
 
 
 def main() -> None:

@@ -78,12 +78,12 @@ def main() -> None:
         h, w = card.input_size
         x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w), np.float32)
         diff = parity(model, onnx_path, x)
-        prof = profile(card.arch, h, **card.arch_kwargs)
+        prof = profile(card.arch, (h, w), **card.arch_kwargs)
         per_image[str(ckpt)] = []
         res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False,
                        per_image=per_image[str(ckpt)])
         rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
-                     "kwargs": card.arch_kwargs, "size": h, "params": prof["params"],
+                     "kwargs": card.arch_kwargs, "size": h if h == w else f"{h}x{w}", "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
         print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
         if args.tflite:

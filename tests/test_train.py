@@ -193,11 +193,50 @@ def test_rescale_resizes_every_plane_and_keeps_masks_in_range():
     batch = {"image": torch.randn(2, 3, 64, 64), "image2": torch.randn(2, 3, 64, 64),
              "mask": (torch.rand(2, 1, 64, 64) > 0.5).float(), "prior": torch.rand(2, 1, 64, 64),
              "name": ["a", "b"]}
-    out = loop._rescale(batch, 32)
+    out = loop._rescale(batch, (32, 32))
     for key in ("image", "image2", "mask", "prior"):
         assert out[key].shape[-2:] == (32, 32) and batch[key].shape[-2:] == (64, 64)
     assert 0.0 <= float(out["mask"].min()) and float(out["mask"].max()) <= 1.0
-    assert out["name"] == ["a", "b"] and loop._rescale(batch, 64)["image"] is batch["image"]
+    assert out["name"] == ["a", "b"] and loop._rescale(batch, (64, 64))["image"] is batch["image"]
+    assert loop._rescale(batch, (64, 32))["mask"].shape[-2:] == (64, 32)
+
+
+def test_crops_cover_the_teacher_at_the_students_aspect():
+    assert loop._crop_shape((32, 32), 0) == (32, 32)
+    assert loop._crop_shape((32, 32), 64) == (64, 64)
+    assert loop._crop_shape((256, 192), 320) == (427, 320)  # aspect kept, both sides covered
+    assert loop._crop_shape((256, 192), 128) == (256, 192)
+
+
+def test_rectangular_input_trains_validates_and_exports_at_its_shape(synth, tmp_path,
+                                                                     monkeypatch):
+    seen = []
+    real = loop.compute_loss
+
+    def record(recipe, out, truth, rgb=None, edge_weight=0.0):
+        seen.append((tuple(out["logits"].shape[-2:]), tuple(truth.shape[-2:])))
+        return real(recipe, out, truth, rgb, edge_weight)
+
+    monkeypatch.setattr(loop, "compute_loss", record)
+    train(_cfg(synth, tmp_path / "rect", size=(64, 32), epochs=1))
+    assert seen and set(seen) == {((64, 32), (64, 32))}
+    model, card = load_model(tmp_path / "rect" / "best.pt")
+    assert card.input_size == (64, 32)
+    assert model(torch.randn(1, 3, 64, 32)).shape == (1, 1, 64, 32)
+    with pytest.raises(ValueError, match="needs a square --size"):
+        train(_cfg(synth, tmp_path / "bad", size=(64, 32), scales=[64]))
+    with pytest.raises(ValueError, match="34 is not a positive multiple"):
+        train(_cfg(synth, tmp_path / "bad", size=(64, 34)))
+
+
+def test_size_option_takes_a_side_or_height_by_width():
+    from segme.cli._options import parse_size
+
+    assert parse_size("224") == 224 and parse_size("256x192") == (256, 192)
+    assert parse_size("256X256") == 256 and parse_size(None) is None
+    for bad in ("", "x", "256x", "0", "2x3x4", "big", "-32"):
+        with pytest.raises(ValueError, match="HEIGHTxWIDTH"):
+            parse_size(bad)
 
 
 def test_atomic_save_keeps_previous_file_on_failure(tmp_path):
@@ -332,9 +371,10 @@ def test_distillation_from_a_teacher_at_its_own_side(synth, tmp_path):
     assert loaded.side == 64  # the teacher's own card
     card = create_model("test_tiny").card(32)
     x = torch.randn(2, 3, 64, 64)
-    logits = loaded.logits({"image": x}, card, 32)
+    logits = loaded.logits({"image": x}, card, (32, 32))
     assert logits.shape == (2, 1, 32, 32)
-    same = loaded.logits({"image": x}, card, 64)
+    assert loaded.logits({"image": x}, card, (64, 32)).shape == (2, 1, 64, 32)
+    same = loaded.logits({"image": x}, card, (64, 64))
     torch.testing.assert_close(same, teacher.outputs(x)["logits"])  # same normalisation here
     assert np.isfinite(train(cfg)["train_loss"])  # crops made at 64, the student's at 32
     # the same crops with and without the teacher: the distillation term is in the loss

@@ -18,6 +18,23 @@ JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in paral
 
 def threads_for(threads: int | None, jobs: int) -> int:
     return threads or max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
+def parse_size(text: str | None) -> int | tuple[int, int] | None:
+    """``--size`` text: ``224`` (a square side) or ``256x192`` (height x width)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    try:
+        sides = [int(p) for p in parts]
+    except ValueError:
+        sides = []
+    if len(sides) not in (1, 2) or min(sides) <= 0:
+        raise ValueError(f"--size takes a side such as 224 or HEIGHTxWIDTH such as 256x192, "
+                         f"got {text!r}")
+    return sides[0] if len(sides) == 1 or sides[0] == sides[1] else (sides[0], sides[1])
+SIZE_HELP = ("Input side (224) or HEIGHTxWIDTH (256x192: portrait photos at their own "
+             "aspect)")
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
 REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")
 TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, flow, ofd, prior (4-channel "

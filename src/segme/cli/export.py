@@ -14,6 +14,8 @@ from pathlib import Path
 
 import typer
 
+from segme.cli._options import SIZE_HELP, parse_size
+
 # default parity thresholds (max abs alpha difference vs torch) per kind of file
 MAX_DIFF = {None: 1e-4, "fp16": 2e-2, "int8": 0.5}  # INT8: the fg-IoU gate is the real one
 
@@ -58,7 +60,7 @@ def export(
                                 help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
     quantize: str = typer.Option(None, help="fp16 or int8 for .onnx; int8 for .tflite."),
     calibration: Path = typer.Option(None, help="Folder of photos for INT8 calibration."),
-    size: int = typer.Option(None, help="Square input side (default: the size it trained at)."),
+    size: str = typer.Option(None, help=f"{SIZE_HELP} (default: the size it trained at)."),
     val: Path = typer.Option(None, help="Folder with masks: also gate on the fg-IoU change."),
     max_diff: float = typer.Option(None, help="Max abs alpha difference vs torch (default "
                                    "1e-4 float, 2e-2 fp16, 0.5 int8)."),
@@ -92,7 +94,7 @@ def export(
         raise FileNotFoundError(f"output folder not found: {output.parent}")
     net, card = load_model(model)
     if size:
-        card = net.card(size)
+        card = net.card(parse_size(size))
     if metrics is not None:
         card.metrics = card_metrics(metrics)
     if notes:

@@ -10,8 +10,9 @@ app = typer.Typer(help="The model zoo: list architectures, show one's size and c
                   no_args_is_help=True)
 
 
-def profile(name: str, size: int | None = None, **kwargs) -> dict:
-    """Parameters and multiply-accumulates of a registered model at a square input size."""
+def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> dict:
+    """Parameters and multiply-accumulates of a registered model at an input size: a
+    square side or (height, width)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -19,10 +20,11 @@ def profile(name: str, size: int | None = None, **kwargs) -> dict:
 
     model = create_model(name, **kwargs).eval()
     size = size or model.default_size
-    if size % model.size_divisor:
-        raise ValueError(f"--size {size} is not a multiple of {name}'s size divisor "
+    h, w = (size, size) if isinstance(size, int) else size
+    if h % model.size_divisor or w % model.size_divisor:
+        raise ValueError(f"--size {h}x{w} is not a multiple of {name}'s size divisor "
                          f"{model.size_divisor}")
-    x = torch.zeros(1, model.in_channels, size, size)
+    x = torch.zeros(1, model.in_channels, h, w)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)
     doc = (type(model).__doc__ or "").strip().splitlines()

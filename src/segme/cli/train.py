@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from segme.cli._options import SIZE_HELP, parse_size
+
 _PYTHON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
 
 
@@ -35,7 +37,7 @@ def train(
         ..., help="Training folder: images/+masks/, image/+mask/ or P3M; repeat to add more "
         "(e.g. photos pseudo-labelled by a teacher with `segme mask`)."),
     val: Path = typer.Option(None, help="Validation folder (same layouts); scored every epoch."),
-    size: int = typer.Option(None, help="Square input side; default: the model's own."),
+    size: str = typer.Option(None, help=f"{SIZE_HELP}; default: the model's own."),
     epochs: int = typer.Option(30, min=1),
     batch: int = typer.Option(16, min=1, help="Batch size per process."),
     lr: float = typer.Option(2e-3, help="Peak AdamW learning rate."),
@@ -96,7 +98,7 @@ def train(
         raise FileNotFoundError(f"--init weights not found: {init}")
     cfg = TrainConfig(
         model=model, data=[str(d) for d in data] if len(data) > 1 else str(data[0]), val=str(val) if val else None,
-        out=str(out or Path("runs") / model), size=size, epochs=epochs, batch=batch, lr=lr,
+        out=str(out or Path("runs") / model), size=parse_size(size), epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
         scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency, edge_weight=edge_weight, init=str(init) if init else None,

@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Sampler
 
 from segme.data import DataError, find_pairs
+from segme.data.augment import _hw
 from segme.data.dataset import SegDataset
 from segme.models import create_model
 from segme.train.checkpoint import FORMAT, init_from, load_model, read_checkpoint, save_atomic
@@ -42,10 +43,12 @@ class TrainConfig:
     data: str | list[str]
     val: str | None = None  # validation folder; None: no validation, best.pt = last.pt
     out: str = "runs/exp"  # run folder: last.pt, best.pt, log.csv, tensorboard/
-    size: int | None = None  # square input side in pixels; None = the model's default
-    # more square sides to train at (multi-scale training): each step picks one of size and
-    # these; crops are made at the largest and downscaled with antialiasing, validation and
-    # the exported card stay at size. [] = size only
+    # input side in pixels (square), or (height, width): e.g. (256, 192) for portrait photos
+    # seen without squashing; None = the model's default
+    size: int | tuple[int, int] | None = None
+    # more square sides to train at (multi-scale training, square size only): each step
+    # picks one of size and these; crops are made at the largest and downscaled with
+    # antialiasing, validation and the exported card stay at size. [] = size only
     scales: list[int] = field(default_factory=list)
     epochs: int = 30
     batch: int = 16  # per process
@@ -78,9 +81,9 @@ class TrainConfig:
     bf16: bool = False
     # knowledge distillation: a trained model (.pt/.safetensors, 3 input channels) whose
     # probabilities on each training crop the student also learns, by a per-pixel KL term of
-    # weight distill added to its loss. The teacher sees the crop at teacher_size (default
-    # its own card's size; crops are made at the largest side needed and downscaled), its
-    # logits are resized to the student's side
+    # weight distill added to its loss. The teacher sees the crop at teacher_size x
+    # teacher_size (default its own card's side; crops are made large enough for it and
+    # the student and downscaled), its logits are resized to the student's input
     teacher: str | None = None
     teacher_size: int | None = None
     distill: float = 1.0
@@ -229,7 +232,7 @@ class _Teacher:
     """A frozen trained model whose logits on the training crops the student distils.
 
     It sees each crop at its own ``side`` with its own normalisation, whatever the
-    student's; its logits come back at the student's side.
+    student's; its logits come back at the student's input size.
     """
 
     def __init__(self, path: str, side: int | None, bf16: bool, channels_last: bool) -> None:
@@ -248,29 +251,36 @@ class _Teacher:
         self.bf16, self.channels_last = bf16, channels_last
 
     @torch.no_grad()
-    def logits(self, batch: dict, card, side: int) -> torch.Tensor:
-        """Logits [B, 1, side, side] for the crops of ``batch`` (images of any side,
-        normalised with the student's ``card``)."""
-        x = (_rgb(_rescale(batch, self.side), card.mean, card.std) - self.mean) / self.std
+    def logits(self, batch: dict, card, hw: tuple[int, int]) -> torch.Tensor:
+        """Logits [B, 1, h, w] for the crops of ``batch`` (images of any size, normalised
+        with the student's ``card``)."""
+        x = (_rgb(_rescale(batch, (self.side, self.side)), card.mean, card.std)
+             - self.mean) / self.std
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits = _forward(self.model.outputs, x, self.bf16)["logits"]
-        if logits.shape[-1] != side:
-            logits = torch.nn.functional.interpolate(logits, size=(side, side),
-                                                     mode="bilinear", align_corners=False)
+        if tuple(logits.shape[-2:]) != hw:
+            logits = torch.nn.functional.interpolate(logits, size=hw, mode="bilinear",
+                                                     align_corners=False)
         return logits
 
 
-def _rescale(batch: dict, side: int) -> dict:
-    """The batch's images, masks and priors [B, C, H, W] resized to side x side (antialiased
-    bilinear; masks become soft at edges, as a downscaled photo's truth is)."""
+def _rescale(batch: dict, hw: tuple[int, int]) -> dict:
+    """The batch's images, masks and priors [B, C, H, W] resized to ``hw`` = (h, w)
+    (antialiased bilinear; masks become soft at edges, as a downscaled photo's truth is)."""
     out = dict(batch)
     for key in ("image", "image2", "mask", "prior"):
-        if key in out and out[key].shape[-1] != side:
+        if key in out and tuple(out[key].shape[-2:]) != hw:
             out[key] = torch.nn.functional.interpolate(
-                out[key], size=(side, side), mode="bilinear", align_corners=False,
-                antialias=True)
+                out[key], size=hw, mode="bilinear", align_corners=False, antialias=True)
     return out
+
+
+def _crop_shape(hw: tuple[int, int], teacher_side: int) -> tuple[int, int]:
+    """The training crop's (h, w): the student's input ``hw``, enlarged at its aspect
+    until it covers a teacher_side x teacher_side input (0: no teacher)."""
+    k = max(1.0, teacher_side / hw[0], teacher_side / hw[1])
+    return round(hw[0] * k), round(hw[1] * k)
 
 
 def _rgb(batch: dict[str, torch.Tensor], mean, std) -> torch.Tensor:
@@ -290,18 +300,22 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     last_path, best_path = out / "last.pt", out / "best.pt"
 
     model = create_model(cfg.model, **cfg.model_kwargs)
-    size = cfg.size or model.default_size
-    if size % model.size_divisor:
-        raise ValueError(
-            f"--size {size} is not a multiple of {cfg.model}'s size divisor "
-            f"{model.size_divisor}; try {math.ceil(size / model.size_divisor) * model.size_divisor}"
-        )
-    sides = sorted({size, *cfg.scales})
-    odd = [s for s in sides if s <= 0 or s % model.size_divisor]
+    hw = _hw(cfg.size or model.default_size)
+    for side in hw:
+        if side <= 0 or side % model.size_divisor:
+            d = model.size_divisor
+            raise ValueError(f"--size {hw[0]}x{hw[1]}: {side} is not a positive multiple of "
+                             f"{cfg.model}'s size divisor {d}; try "
+                             f"{max(1, math.ceil(side / d)) * d}")
+    if cfg.scales and hw[0] != hw[1]:
+        raise ValueError(f"--scales (multi-scale training) needs a square --size, got "
+                         f"{hw[0]}x{hw[1]}")
+    odd = [s for s in cfg.scales if s <= 0 or s % model.size_divisor]
     if odd:
         raise ValueError(f"--scales {odd[0]} is not a positive multiple of {cfg.model}'s size "
                          f"divisor {model.size_divisor}")
-    card = model.card(size)
+    shapes = [(s, s) for s in sorted({hw[0], *cfg.scales})] if hw[0] == hw[1] else [hw]
+    card = model.card(hw)
     teacher = (_Teacher(cfg.teacher, cfg.teacher_size, cfg.bf16, cfg.channels_last)
                if cfg.teacher else None)
     if cfg.init and not (cfg.resume and last_path.exists()):
@@ -322,12 +336,13 @@ def train(cfg: TrainConfig) -> dict[str, float]:
 
     prior = model.in_channels == 4
     # datasets decode every pair up front: a bad pair fails here, named, before training
-    ds_args = dict(size=size, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
+    ds_args = dict(size=hw, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
-                          **{**ds_args, "size": max(sides[-1], teacher.side if teacher else 0)})
+                          **{**ds_args, "size": _crop_shape(shapes[-1],
+                                                            teacher.side if teacher else 0)})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
@@ -419,19 +434,19 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                            dynamic_ncols=True, leave=True)
             t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
             for step, batch in enumerate(loader, start=skip):
-                full = batch  # crops at the largest side any step or the teacher needs
-                side = sides[-1]
-                if len(sides) > 1:  # the side depends on (seed, step) only: resumable
-                    side = sides[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
-                        len(sides))]
-                batch = _rescale(batch, side)
+                full = batch  # crops at the largest input any step or the teacher needs
+                shape = shapes[-1]
+                if len(shapes) > 1:  # the input depends on (seed, step) only: resumable
+                    shape = shapes[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
+                        len(shapes))]
+                batch = _rescale(batch, shape)
                 x = _inputs(batch, cfg.channels_last)
                 outputs = _forward(net, x, cfg.bf16)
                 rgb = _rgb(batch, card.mean, card.std)
                 loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
                                            cfg.edge_weight)
                 if teacher is not None:
-                    kd = consistency_loss(teacher.logits(full, card, side), outputs["logits"])
+                    kd = consistency_loss(teacher.logits(full, card, shape), outputs["logits"])
                     loss = loss + cfg.distill * kd
                 if "image2" in batch:
                     out2 = _forward(net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
