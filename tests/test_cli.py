@@ -33,6 +33,9 @@ def test_models_list_shows_all_families():
 def test_models_info():
     out = run("models", "info", "sinet", "--size", 128).stdout
     assert "parameters" in out and "128x128" in out and "MACs" in out
+    square = run("models", "info", "mnv3_unet", "--size", 224).stdout
+    tall = run("models", "info", "mnv3_unet", "--size", "256x192").stdout
+    assert "profiled at: 256x192" in tall and tall != square  # height x width, its own MACs
 
 
 def test_train_eval_export(trained):

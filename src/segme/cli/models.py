@@ -6,6 +6,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segme.cli._options import SIZE_HELP, parse_size
+
 app = typer.Typer(help="The model zoo: list architectures, show one's size and cost.",
                   no_args_is_help=True)
 
@@ -32,7 +34,7 @@ def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> d
         "name": name,
         "params": sum(p.numel() for p in model.parameters()),
         "macs": counter.get_total_flops() / 2,  # the counter reports 2 FLOPs per MAC
-        "size": size,
+        "size": size if isinstance(size, int) else f"{h}x{w}",
         "default_size": model.default_size,
         "size_divisor": model.size_divisor,
         "in_channels": model.in_channels,
@@ -75,7 +77,7 @@ def builtin(console) -> None:
         cells = [f"{card.metrics[k]:.2f}" if k in card.metrics else "-"
                  for k in ("fg_iou", "boundary_iou", "pfcn_fg_iou", "picsart_fg_iou",
                            "ccp_fg_iou")]
-        table.add_row(path.stem, card.arch, f"{card.input_size[1]}x{card.input_size[0]}",
+        table.add_row(path.stem, card.arch, "x".join(map(str, card.input_size)),
                       *cells, "yes" if path == DEFAULT_MODEL else "")
     console.print(table)
 
@@ -83,12 +85,12 @@ def builtin(console) -> None:
 @app.command("info")
 def info_cmd(
     name: str = typer.Argument(..., help="Registered model name (see `segme models list`)."),
-    size: int = typer.Option(None, help="Square input side (default: the model's own)."),
+    size: str = typer.Option(None, help=f"{SIZE_HELP} (default: the model's own)."),
     width: float = typer.Option(None, help="Width multiplier, where the family has one."),
 ) -> None:
     """Parameters, MACs at an input size, default input size and loss of one model."""
     kwargs = {"width": width} if width is not None else {}
-    p = profile(name, size, **kwargs)
+    p = profile(name, parse_size(size), **kwargs)
     p["flops"] = 2 * p["macs"]
     for key, label in (("name", "model"), ("summary", "description"), ("params", "parameters"),
                        ("macs", "MACs"), ("flops", "FLOPs"), ("size", "profiled at"),
@@ -100,6 +102,6 @@ def info_cmd(
             value = f"{value:,}"
         elif key in ("macs", "flops"):
             value = f"{value / 1e6:.1f} M"
-        elif key in ("size", "default_size"):
+        elif key in ("size", "default_size") and isinstance(value, int):
             value = f"{value}x{value}"
         print(f"{label:>15}: {value}")
