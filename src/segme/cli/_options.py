@@ -33,6 +33,8 @@ def parse_size(text: str | None) -> int | tuple[int, int] | None:
         raise ValueError(f"--size takes a side such as 224 or HEIGHTxWIDTH such as 256x192, "
                          f"got {text!r}")
     return sides[0] if len(sides) == 1 or sides[0] == sides[1] else (sides[0], sides[1])
+
+
 SIZE_HELP = ("Input side (224) or HEIGHTxWIDTH (256x192: portrait photos at their own "
              "aspect)")
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
