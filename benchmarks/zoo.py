@@ -83,7 +83,7 @@ def main() -> None:
         res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False,
                        per_image=per_image[str(ckpt)])
         rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
-                     "kwargs": card.arch_kwargs, "size": h if h == w else f"{h}x{w}", "params": prof["params"],
+                     "kwargs": card.arch_kwargs, "size": prof["size"], "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
         print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
         if args.tflite:

@@ -34,7 +34,7 @@ def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> d
         "name": name,
         "params": sum(p.numel() for p in model.parameters()),
         "macs": counter.get_total_flops() / 2,  # the counter reports 2 FLOPs per MAC
-        "size": size if isinstance(size, int) else f"{h}x{w}",
+        "size": h if h == w else f"{h}x{w}",  # a square's side, else "HxW"
         "default_size": model.default_size,
         "size_divisor": model.size_divisor,
         "in_channels": model.in_channels,
