@@ -1,0 +1,54 @@
+"""fg-IoU of one model at several alpha thresholds, per source: does 0.5 suit it?
+
+The reference protocol cuts the alpha (resized back to the photo) at 0.5. A model whose
+best cut lies elsewhere could have the shift baked into its last bias; this script tells
+how much that would give. Everything else is the protocol of ``segme eval``.
+
+    python benchmarks/threshold.py src/segme/weights/mnv3-unet-portraits-224.onnx \
+        --data ../shared/data/portraits/val
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from segme.data.folders import find_pairs, load_pair
+from segme.evaluate.metrics import source_of
+from segme.runtime import load_backend
+from segme.segmenter import TTA, predict
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("model", type=Path, help=".onnx, .pt or .safetensors")
+    ap.add_argument("--data", type=Path, required=True, help="folder of images and masks")
+    ap.add_argument("--thresholds", type=float, nargs="+",
+                    default=[0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+
+    backend = load_backend(args.model, args.threads)
+    tta = TTA.for_backend(None, backend)
+    cuts = np.asarray(args.thresholds, np.float32)[:, None]
+    counts: dict[str, np.ndarray] = {}  # source -> [threshold, (tp, fp, fn)]
+    for pair in find_pairs(args.data):
+        image, mask = load_pair(pair)
+        alpha = np.asarray(predict(backend, image, tta), np.float32).reshape(-1)
+        truth = mask.reshape(-1) >= 0.5
+        pred = alpha[None, :] >= cuts
+        c = np.stack([(pred & truth).sum(1), (pred & ~truth).sum(1), (~pred & truth).sum(1)], 1)
+        for source in ("all", source_of(pair.name)):
+            counts[source] = counts.get(source, 0) + c
+
+    print("| source | " + " | ".join(f"{t:g}" for t in args.thresholds) + " |")
+    print("|---|" + "---|" * len(args.thresholds))
+    for source, c in sorted(counts.items()):
+        iou = 100.0 * c[:, 0] / np.maximum(1, c.sum(1))
+        print(f"| {source} | " + " | ".join(f"{v:.2f}" for v in iou) + " |")
+
+
+if __name__ == "__main__":
+    main()
