@@ -2,7 +2,8 @@
 
 The reference protocol cuts the alpha (resized back to the photo) at 0.5. A model whose
 best cut lies elsewhere could have the shift baked into its last bias; this script tells
-how much that would give. Everything else is the protocol of ``segme eval``.
+how much that would give. Everything else is the protocol of ``segme eval``
+(``MetricAccumulator`` with another ``threshold``).
 
     python benchmarks/threshold.py src/segme/weights/mnv3-unet-portraits-224.onnx \
         --data ../shared/data/portraits/val
@@ -13,10 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from segme.data.folders import find_pairs, load_pair
-from segme.evaluate.metrics import source_of
+from segme.evaluate.metrics import MetricAccumulator
 from segme.runtime import load_backend
 from segme.segmenter import TTA, predict
 
@@ -32,22 +31,20 @@ def main() -> None:
 
     backend = load_backend(args.model, args.threads)
     tta = TTA.for_backend(None, backend)
-    cuts = np.asarray(args.thresholds, np.float32)[:, None]
-    counts: dict[str, np.ndarray] = {}  # source -> [threshold, (tp, fp, fn)]
+    accs = [MetricAccumulator(threshold=t) for t in args.thresholds]
     for pair in find_pairs(args.data):
         image, mask = load_pair(pair)
-        alpha = np.asarray(predict(backend, image, tta), np.float32).reshape(-1)
-        truth = mask.reshape(-1) >= 0.5
-        pred = alpha[None, :] >= cuts
-        c = np.stack([(pred & truth).sum(1), (pred & ~truth).sum(1), (~pred & truth).sum(1)], 1)
-        for source in ("all", source_of(pair.name)):
-            counts[source] = counts.get(source, 0) + c
+        alpha = predict(backend, image, tta)
+        for acc in accs:
+            acc.update(alpha, mask, pair.name)
+    results = [acc.result() for acc in accs]
 
+    print("fg-IoU (boundary IoU) by threshold\n")
     print("| source | " + " | ".join(f"{t:g}" for t in args.thresholds) + " |")
     print("|---|" + "---|" * len(args.thresholds))
-    for source, c in sorted(counts.items()):
-        iou = 100.0 * c[:, 0] / np.maximum(1, c.sum(1))
-        print(f"| {source} | " + " | ".join(f"{v:.2f}" for v in iou) + " |")
+    for source in sorted(results[0]):
+        cells = (f"{r[source]['fg_iou']:.2f} ({r[source]['boundary_iou']:.1f})" for r in results)
+        print(f"| {source} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
