@@ -41,3 +41,59 @@ def test_tflite_int8_of_mnv3_unet_keeps_a_long_card(tmp_path):
     eight = tflite_int8(fp32, tmp_path / "m8.tflite", card, xs)
     assert read_card(eight) == card
     assert LiteRTBackend(eight).run(xs[0]).shape == (1, 1, 64, 64)
+
+
+def _randomise_batch_norms(model: torch.nn.Module) -> None:
+    """Statistics far from (0, 1), so that folding them into the convolutions matters."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+
+
+def test_weights_read_back_from_onnx_rebuild_the_network(tmp_path):
+    """A model shipped only as ONNX can be fine-tuned or re-exported: the folded batch
+    norms come back as identities plus bias, and the network computes the same alpha."""
+    from segme.train.checkpoint import load_model
+
+    for kwargs in ({}, {"refine": False}):
+        torch.manual_seed(0)
+        model = create_model("mnv3_unet", **kwargs).eval()
+        _randomise_batch_norms(model)
+        path = export_onnx(model, tmp_path / "m.onnx", model.card(64))
+        back, card = load_model(path)
+        assert card == model.card(64)
+        x = torch.rand(2, 3, 64, 64)
+        with torch.no_grad():
+            assert (back(x) - model(x)).abs().max() < 1e-4
+        back.train()(x).sum().backward()  # trainable: gradients reach every parameter
+        assert all(p.grad is not None for p in back.parameters())
+
+
+def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
+    import onnx
+    import pytest
+
+    from segme.train.checkpoint import load_model
+
+    torch.manual_seed(0)
+    model = create_model("mnv3_unet").eval()
+    _randomise_batch_norms(model)  # the default ones leave a map of one value: no histogram
+    fp32 = export_onnx(model, tmp_path / "m.onnx", model.card(64))
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((1, 3, 64, 64)).astype(np.float32) for _ in range(4)]
+    eight = to_int8(fp32, tmp_path / "m8.onnx", xs)
+    with pytest.raises(ValueError, match="quantised"):
+        load_model(eight)
+    bare = onnx.load(str(fp32))
+    del bare.metadata_props[:]
+    onnx.save(bare, str(tmp_path / "bare.onnx"))
+    with pytest.raises(ValueError, match="no segme model card"):
+        load_model(tmp_path / "bare.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not a protobuf" * 10)
+    with pytest.raises(ValueError, match="not an ONNX file"):
+        load_model(tmp_path / "junk.onnx")

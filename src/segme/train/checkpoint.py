@@ -46,17 +46,18 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
 
     Args:
         path: ``best.pt`` / ``last.pt`` written by ``segme train``, or a ``.safetensors``
-            weights file written by ``segme export``.
+            or float ``.onnx`` file written by ``segme export``.
         ema: use the exponential-moving-average weights when the checkpoint has them.
     """
     from segme.models import create_model
 
-    if Path(path).suffix.lower() == ".safetensors":
-        from segme.export.weights import read_weights
+    suffix = Path(path).suffix.lower()
+    if suffix in (".safetensors", ".onnx"):
+        from segme.export.weights import read_onnx_weights, read_weights
 
         if not Path(path).is_file():
             raise FileNotFoundError(f"weights file not found: {path}")
-        state, card = read_weights(path)
+        state, card = (read_weights if suffix == ".safetensors" else read_onnx_weights)(path)
     else:
         ckpt = read_checkpoint(path)
         card = ModelCard.from_json(ckpt["card"])
