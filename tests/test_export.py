@@ -1,6 +1,8 @@
 """Format conversions on a real family (shared constants, several Resize ops)."""
 
 import numpy as np
+import onnx
+import pytest
 import torch
 
 from segme.export.onnx import export_onnx
@@ -75,9 +77,6 @@ def test_weights_read_back_from_onnx_rebuild_the_network(tmp_path):
 
 
 def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
-    import onnx
-    import pytest
-
     from segme.train.checkpoint import load_model
 
     torch.manual_seed(0)

@@ -55,7 +55,8 @@ def card_metrics(path: Path) -> dict[str, float]:
 
 
 def export(
-    model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`, or weights (.safetensors, float .onnx) written by `segme export`."),
+    model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`, or "
+                               "weights (.safetensors, float .onnx) written by `segme export`."),
     output: Path = typer.Option(..., "-o", "--output",
                                 help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
     quantize: str = typer.Option(None, help="fp16 or int8 for .onnx; int8 for .tflite."),

@@ -62,8 +62,8 @@ def train(
     edge_weight: float = typer.Option(
         0.0, help="Extra BCE weight near the mask outline (seg losses); 0 = off."),
     init: Path = typer.Option(
-        None, help="Start from these weights (.pt/.safetensors/float .onnx): fine-tuning, or adding a "
-        "previous-frame plane (e.g. --model-arg in_channels=4)."),
+        None, help="Start from these weights (.pt/.safetensors/float .onnx): fine-tuning, or "
+        "adding a previous-frame plane (e.g. --model-arg in_channels=4)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
     out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
     resume: bool = typer.Option(False, help="Continue from OUT/last.pt."),
