@@ -14,7 +14,7 @@ from segme.models import create_model
 from segme.train import loop
 from segme.train.checkpoint import load_model, read_checkpoint, save_atomic
 from segme.train.loop import TrainConfig, train
-from segme.train.losses import compute_loss, consistency_loss, mask_edges
+from segme.train.losses import compute_loss, consistency_loss, lovasz_hinge, mask_edges
 
 FAMILIES = ["mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
             "slim_net", "sinet", "mmnet", "modnet", "test_tiny_prior"]
@@ -88,6 +88,33 @@ def test_edge_weight_counts_errors_at_the_outline_more():
     assert loss(at_edge, 0) == pytest.approx(loss(inside, 0), rel=1e-5)
     assert loss(at_edge, 4) > 2 * loss(inside, 4)
     assert loss(right, 4) == pytest.approx(loss(right, 0), rel=0.05)  # weights average to 1
+
+
+def test_lovasz_hinge_is_one_minus_iou_at_unit_margins_and_drives_iou_up():
+    gen = torch.Generator().manual_seed(0)
+    truth = (torch.rand(3, 1, 20, 24, generator=gen) > 0.6).float()
+    truth[2] = 0  # nobody in the picture: no division by an empty union
+    pred = truth.clone()
+    pred[:, :, :5] = 1 - pred[:, :, :5]  # wrong in the top rows
+    # margin 1 where right (hinge error 0), margin 0 where wrong (error 1)
+    logits = torch.where(pred == truth, 2 * truth - 1, torch.zeros_like(truth))
+    inter = (pred * truth).sum((1, 2, 3))
+    union = ((pred + truth) > 0).float().sum((1, 2, 3))
+    assert float(lovasz_hinge(logits, truth)) == pytest.approx(float((1 - inter / union).mean()))
+    assert float(lovasz_hinge((2 * truth - 1) * 3, truth)) == 0.0  # right with margin
+    soft = truth * 0.9 + 0.05  # pseudo-labels are binarised at 0.5
+    assert float(lovasz_hinge(logits, soft)) == pytest.approx(float(lovasz_hinge(logits, truth)))
+    x = torch.zeros_like(truth, requires_grad=True)  # a few steps of descent raise the IoU
+    opt = torch.optim.SGD([x], lr=0.5)
+    for _ in range(20):
+        opt.zero_grad()
+        lovasz_hinge(x[:2], truth[:2]).backward()
+        opt.step()
+    hit = ((x[:2] > 0).float() == truth[:2]).float().mean()
+    assert float(hit) == 1.0
+    parts = compute_loss("seg", {"logits": logits}, truth, lovasz=0.5)[1]
+    assert parts["lovasz"] == pytest.approx(0.5 * float(lovasz_hinge(logits, truth)))
+    assert "lovasz" not in compute_loss("seg", {"logits": logits}, truth)[1]
 
 
 @pytest.fixture(scope="module")
@@ -170,11 +197,11 @@ def test_multi_scale_steps_see_every_side(synth, tmp_path, monkeypatch):
     seen = []
     real = loop.compute_loss
 
-    def record(recipe, out, truth, rgb=None, edge_weight=0.0):
+    def record(recipe, out, truth, rgb=None, edge_weight=0.0, lovasz=0.0):
         seen.append((tuple(out["logits"].shape[-2:]), tuple(truth.shape[-2:]),
                      tuple(rgb.shape[-2:])))
         assert 0.0 <= float(truth.min()) and float(truth.max()) <= 1.0
-        return real(recipe, out, truth, rgb, edge_weight)
+        return real(recipe, out, truth, rgb, edge_weight, lovasz)
 
     monkeypatch.setattr(loop, "compute_loss", record)
     cfg = _cfg(synth, tmp_path / "ms", scales=[48, 64], consistency=0.5, epochs=3)
@@ -213,9 +240,9 @@ def test_rectangular_input_trains_validates_and_exports_at_its_shape(synth, tmp_
     seen = []
     real = loop.compute_loss
 
-    def record(recipe, out, truth, rgb=None, edge_weight=0.0):
+    def record(recipe, out, truth, rgb=None, edge_weight=0.0, lovasz=0.0):
         seen.append((tuple(out["logits"].shape[-2:]), tuple(truth.shape[-2:])))
-        return real(recipe, out, truth, rgb, edge_weight)
+        return real(recipe, out, truth, rgb, edge_weight, lovasz)
 
     monkeypatch.setattr(loop, "compute_loss", record)
     train(_cfg(synth, tmp_path / "rect", size=(64, 32), epochs=1))

@@ -70,6 +70,7 @@ class TrainConfig:
     min_scale: float | None = None
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
     edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
+    lovasz: float = 0.0  # weight of the Lovasz hinge, an IoU surrogate (seg recipe); 0 = off
     init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
@@ -444,14 +445,14 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 outputs = _forward(net, x, cfg.bf16)
                 rgb = _rgb(batch, card.mean, card.std)
                 loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
-                                           cfg.edge_weight)
+                                           cfg.edge_weight, cfg.lovasz)
                 if teacher is not None:
                     kd = consistency_loss(teacher.logits(full, card, shape), outputs["logits"])
                     loss = loss + cfg.distill * kd
                 if "image2" in batch:
                     out2 = _forward(net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
                     loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb,
-                                           cfg.edge_weight)
+                                           cfg.edge_weight, cfg.lovasz)
                     kl = consistency_loss(outputs["logits"], out2["logits"])
                     loss = loss + loss2 + cfg.consistency * kl
                 optimizer.zero_grad(set_to_none=True)

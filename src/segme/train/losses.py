@@ -3,9 +3,10 @@
 ``compute_loss(recipe, out, batch)`` dispatches on the model's ``loss_recipe``:
 
 - ``seg`` (most families): BCE (optionally weighted up near the outline) + soft dice on the
-  logits; BCE on ``aux_logits`` (truth
-  resized to their size, weight 0.4); focal loss on ``boundary_logits`` against edges of the
-  truth (PortraitNet); all at the model's output resolution.
+  logits, optionally + the Lovasz hinge (a convex surrogate of 1 - IoU); BCE on
+  ``aux_logits`` (truth resized to their size, weight 0.4); focal loss on
+  ``boundary_logits`` against edges of the truth (PortraitNet); all at the model's output
+  resolution.
 - ``matting`` (MMNet): mean of alpha L1, compositional L1 (image x alpha vs image x truth),
   gradient L1 (Sobel of alpha vs Sobel of truth), plus cross-entropy on ``aux_logits``.
 - ``modnet`` (MODNet): semantic MSE of the 1/8 matte against the blurred, downsampled truth
@@ -39,6 +40,31 @@ def dice_loss(prob: torch.Tensor, truth: torch.Tensor, eps: float = 1.0) -> torc
     inter = (prob * truth).sum((1, 2, 3))
     total = prob.sum((1, 2, 3)) + truth.sum((1, 2, 3))
     return (1 - (2 * inter + eps) / (total + eps)).mean()
+
+
+def lovasz_hinge(logits: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Lovasz hinge (Berman et al. 2018) per image, averaged: the Lovasz extension of the
+    foreground's Jaccard loss evaluated at the hinge errors, so it optimises IoU itself.
+
+    Args:
+        logits: [B, 1, H, W] logits.
+        truth: [B, 1, H, W] in [0, 1], binarised at 0.5 (soft pseudo-labels included).
+
+    At hinge errors of 0 or 1 (margins of 1 and 0) it equals 1 - IoU of the mask the
+    logits give; its gradient weighs each pixel by how much it moves that IoU.
+    """
+    b = logits.shape[0]
+    logits = logits.reshape(b, -1).float()
+    labels = (truth.reshape(b, -1) > 0.5).float()
+    errors = 1 - logits * (2 * labels - 1)
+    errors, order = torch.sort(errors, dim=1, descending=True)
+    labels = torch.gather(labels, 1, order)
+    n_fg = labels.sum(1, keepdim=True)
+    # Jaccard loss of the k worst pixels predicted wrong, k = 1..N; its increments are the
+    # Lovasz extension's gradient (no union is ever empty: each prefix holds a pixel)
+    jaccard = 1 - (n_fg - labels.cumsum(1)) / (n_fg + (1 - labels).cumsum(1))
+    grad = torch.cat([jaccard[:, :1], jaccard[:, 1:] - jaccard[:, :-1]], 1)
+    return (F.relu(errors) * grad).sum(1).mean()
 
 
 def mask_edges(truth: torch.Tensor, width: int = 3) -> torch.Tensor:
@@ -75,7 +101,8 @@ def edge_band_width(truth: torch.Tensor) -> int:
     return 2 * max(1, round(0.02 * (h * h + w * w) ** 0.5 / 2)) + 1
 
 
-def _seg_loss(out: dict, truth: torch.Tensor, edge_weight: float = 0.0) -> dict[str, torch.Tensor]:
+def _seg_loss(out: dict, truth: torch.Tensor, edge_weight: float = 0.0,
+              lovasz: float = 0.0) -> dict[str, torch.Tensor]:
     logits = out["logits"]
     weight = None
     if edge_weight > 0:  # pixels near the person's outline are the ones a mask gets wrong
@@ -85,6 +112,8 @@ def _seg_loss(out: dict, truth: torch.Tensor, edge_weight: float = 0.0) -> dict[
         "bce": F.binary_cross_entropy_with_logits(logits, truth, weight=weight),
         "dice": dice_loss(torch.sigmoid(logits), truth),
     }
+    if lovasz > 0:
+        parts["lovasz"] = lovasz * lovasz_hinge(logits, truth)
     if "aux_logits" in out:
         t = resize_to(truth, out["aux_logits"])
         parts["aux"] = AUX_WEIGHT * F.binary_cross_entropy_with_logits(out["aux_logits"], t)
@@ -129,7 +158,7 @@ def _modnet_loss(out: dict, truth: torch.Tensor, rgb: torch.Tensor) -> dict[str,
 
 def compute_loss(
     recipe: str, out: dict[str, torch.Tensor], truth: torch.Tensor, rgb: torch.Tensor | None = None,
-    edge_weight: float = 0.0,
+    edge_weight: float = 0.0, lovasz: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss and its named parts.
 
@@ -140,9 +169,10 @@ def compute_loss(
         rgb: float32 [B, 3, H, W] image in [0, 1] (needed by compositional terms).
         edge_weight: ``seg`` only: BCE weight added inside a band of 2% of the diagonal
             around the truth's outline (weights renormalised to mean 1); 0 = plain BCE.
+        lovasz: ``seg`` only: weight of the Lovasz hinge term; 0 = off.
     """
     if recipe == "seg":
-        parts = _seg_loss(out, truth, edge_weight)
+        parts = _seg_loss(out, truth, edge_weight, lovasz)
     elif recipe in ("matting", "modnet"):
         if rgb is None:
             raise ValueError(f"the {recipe!r} loss needs the RGB image")
