@@ -314,7 +314,7 @@ def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):
     proc = run("mask", tmp_path, "--out", tmp_path / "out", "--model", model, ok=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "bomb.png" in proc.stderr and "exceeds limit" in proc.stderr
-    assert "empty.jpg" in proc.stderr
+    assert "empty.jpg: it is empty (0 bytes)" in proc.stderr
     assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
 
 

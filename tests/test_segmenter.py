@@ -115,12 +115,16 @@ def test_bad_inputs_raise_clear_errors(tiny_onnx, tmp_path):
 
     seg = Segmenter(tiny_onnx)
     (tmp_path / "empty.jpg").write_bytes(b"")
-    with pytest.raises(ImageError, match="cannot read .*empty.jpg"):
+    with pytest.raises(ImageError, match=r"cannot read .*empty.jpg: it is empty \(0 bytes\)"):
         seg(tmp_path / "empty.jpg")
     with pytest.raises(ImageError, match="file not found"):
         seg(tmp_path / "missing.jpg")
     with pytest.raises(ImageError, match="expected an image array"):
         seg(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageError, match=r"transpose\(1, 2, 0\)"):
+        seg(np.zeros((3, 20, 30), np.uint8))  # a torch-style CHW array
+    with pytest.raises(ImageError, match="got None"):
+        seg(None)
     with pytest.raises(ImageError, match=r"\[0, 1\]"):
         seg(np.full((4, 4, 3), 2.0, np.float32))
     with pytest.raises(FileNotFoundError):

@@ -75,6 +75,8 @@ def open_image(path: str | Path) -> Image.Image:
     path = Path(path)
     if path.is_dir():
         raise ImageError(f"cannot read {path}: it is a folder, not an image")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ImageError(f"cannot read {path}: it is empty (0 bytes)")
     return _open(path, str(path))
 
 
@@ -153,8 +155,12 @@ def as_rgb(image) -> np.ndarray:
     if arr.ndim == 2:
         arr = np.repeat(arr[:, :, None], 3, axis=2)
     if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        got = "None" if image is None else str(arr.shape)
+        hint = ""
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[2] > 4:
+            hint = "; channels first? pass arr.transpose(1, 2, 0)"
         raise ImageError(
-            f"expected an image array of shape [H, W], [H, W, 3] or [H, W, 4], got {arr.shape}"
+            f"expected an image array of shape [H, W], [H, W, 3] or [H, W, 4], got {got}{hint}"
         )
     arr = arr[:, :, :3]
     if arr.dtype == np.uint8:

@@ -49,7 +49,10 @@ class VideoReader:
         try:
             self._container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise VideoError(f"cannot read {self.path}: {e}") from None
+            # FFmpeg's errors read "[Errno N] reason: 'path'": the reason is what a user needs
+            reason = getattr(e, "strerror", None) or str(e)
+            raise VideoError(f"cannot read {self.path}: not a video FFmpeg can decode "
+                             f"({reason})") from None
         if not self._container.streams.video:
             self._container.close()
             raise VideoError(f"{self.path} has no video stream")
