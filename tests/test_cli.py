@@ -53,6 +53,10 @@ def test_train_eval_export(trained):
     assert res2.stdout.lstrip().startswith("|")
     onnx_iou = json.loads((trained / "res2.json").read_text())["all"]["fg_iou"]
     assert abs(onnx_iou - data["all"]["fg_iou"]) < 0.05
+    run("eval", "--model", trained / "m.onnx", "--data", trained / "data/val", "--json",
+        trained / "guided.json", "--upsample", "guided")
+    guided = json.loads((trained / "guided.json").read_text())["all"]
+    assert guided["images"] == 6 and 0 <= guided["fg_iou"] <= 100
     run("export", "--model", run_dir / "best.pt", "-o", trained / "m.safetensors")
     run("eval", "--model", trained / "m.safetensors", "--data", trained / "data/val", "--json",
         trained / "res3.json")
@@ -135,6 +139,10 @@ def test_resume_continues(trained):
          ["--scenes must be a probability"]),
         (["mask", ".", "--tta", "flop"], ["--tta takes", "flop"]),
         (["mask", ".", "--tta", "flip,256"], ["only takes 224x224", ".safetensors"]),
+        (["mask", ".", "--upsample", "nearest"], ["upsample must be guided or bilinear",
+                                                  "'nearest'"]),
+        (["eval", "--model", "m.onnx", "--data", ".", "--upsample", "cubic"],
+         ["upsample must be guided or bilinear"]),
     ],
 )
 def test_user_mistakes_give_one_line(args, words):
@@ -216,6 +224,14 @@ def test_cutout_replace_blur(photos, tmp_path):
     run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30,
         "--refine")
     assert Image.open(tmp_path / "b/plain.jpg").mode == "RGB"
+    for mode in ("guided", "bilinear"):  # the default for images is guided
+        run("mask", root / "plain.jpg", "--out", tmp_path / mode, "--model", model,
+            "--upsample", mode)
+    run("mask", root / "plain.jpg", "--out", tmp_path / "default", "--model", model)
+    masks = {m: np.asarray(Image.open(tmp_path / m / "plain.png"))
+             for m in ("guided", "bilinear", "default")}
+    assert np.array_equal(masks["default"], masks["guided"])
+    assert not np.array_equal(masks["guided"], masks["bilinear"])
 
 
 def test_verbs_refuse_bad_requests(photos, tmp_path):

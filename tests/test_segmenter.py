@@ -68,6 +68,32 @@ def test_batch_matches_single_calls(tiny_onnx):
         np.testing.assert_allclose(a, seg(img), atol=1e-5)
 
 
+def test_upsample_mode_reaches_images_batches_and_streams(tiny_onnx):
+    from segme import Segmenter
+    from segme.postprocess import restore
+    from segme.preprocess import prepare
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    guided, bilinear = (Segmenter(tiny_onnx, upsample=m) for m in ("guided", "bilinear"))
+    default = Segmenter(tiny_onnx)  # guided for images, bilinear for streams (real time)
+    assert (default.upsample, default.stream_upsample) == ("guided", "bilinear")
+    x, meta = prepare(img, guided.card)
+    low = guided.backend.run(x)
+    np.testing.assert_allclose(bilinear(img), restore(low, meta), atol=1e-6)
+    np.testing.assert_allclose(guided(img), restore(low, meta, guide=img), atol=1e-6)
+    assert not np.allclose(guided(img), bilinear(img), atol=1e-3)
+    for seg in (guided, bilinear):
+        np.testing.assert_allclose(seg.batch([img, img[:40]])[1], seg(img[:40]), atol=1e-5)
+        streamed = list(seg.stream([img, img], temporal="none", cut_threshold=None))
+        np.testing.assert_allclose(streamed[1], seg(img), atol=1e-6)
+    np.testing.assert_allclose(default(img), guided(img), atol=1e-6)
+    streamed = list(default.stream([img], temporal="none", cut_threshold=None))
+    np.testing.assert_allclose(streamed[0], bilinear(img), atol=1e-6)
+    with pytest.raises(ValueError, match="upsample must be guided or bilinear, got 'cubic'"):
+        Segmenter(tiny_onnx, upsample="cubic")
+
+
 def test_built_in_models_open_by_name():
     from segme import Segmenter
     from segme.runtime import resolve_model

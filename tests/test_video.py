@@ -95,6 +95,10 @@ def test_video_without_audio_and_odd_size(tmp_path, model):
     assert proc.returncode == 0, proc.stderr
     frames, audio, _, _ = streams(tmp_path / "o/silent.mp4")
     assert frames == 12 and audio == 0
+    # guided upsampling is bilinear's opt-in alternative for videos, at any frame size
+    proc = run("blur", src, "--upsample", "guided", "--out", tmp_path / "g", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    assert streams(tmp_path / "g/silent.mp4")[0] == 12
     proc = run("mask", src, "--tta", "flip", "--out", tmp_path / "t", "--model", model)
     assert proc.returncode == 2 and "--tta applies to images" in proc.stderr, proc.stderr
     assert not (tmp_path / "t").exists()  # refused before any output

@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 from PIL import ImageColor
 
+from segme.postprocess import guided_coefficients
+
 
 def _check(image: np.ndarray, alpha: np.ndarray) -> None:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -50,16 +52,8 @@ def refine(alpha: np.ndarray, image: np.ndarray, radius: int | None = None,
     _check(image, alpha)
     radius = radius or max(2, round(0.01 * min(image.shape[:2])))
     guide = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    p = alpha.astype(np.float32)
-    k = (2 * radius + 1, 2 * radius + 1)
-
-    def mean(x: np.ndarray) -> np.ndarray:
-        return cv2.boxFilter(x, -1, k, borderType=cv2.BORDER_REFLECT)
-
-    mg, mp = mean(guide), mean(p)
-    a = (mean(guide * p) - mg * mp) / (mean(guide * guide) - mg * mg + eps)
-    b = mp - a * mg
-    return np.clip(mean(a) * guide + mean(b), 0.0, 1.0)
+    a, b = guided_coefficients(guide, alpha.astype(np.float32), radius, eps)
+    return np.clip(a * guide + b, 0.0, 1.0)
 
 
 def mask8(alpha: np.ndarray) -> np.ndarray:

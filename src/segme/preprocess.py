@@ -6,7 +6,7 @@ model's input size, ignoring aspect ratio, exactly as the models were validated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -20,6 +20,9 @@ class Meta:
 
     height: int  # source image height in pixels
     width: int  # source image width in pixels
+    # the source shrunk to the model's input, grey uint8 [h, w]: guided upsampling's guide
+    # at the alpha's resolution, from the resize already done (None: made when needed)
+    grey: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def prepare(
@@ -44,6 +47,7 @@ def prepare(
     H, W = image.shape[:2]
     resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if H * W > h * w
                          else cv2.INTER_LINEAR)
+    grey = cv2.cvtColor(resized, cv2.COLOR_RGB2GRAY)
     if card.color_order == "bgr":
         resized = resized[..., ::-1]
     x = (resized.astype(np.float32) / 255.0 - np.float32(card.mean)) / np.float32(card.std)
@@ -54,4 +58,4 @@ def prepare(
         elif prior.shape != (h, w):
             prior = cv2.resize(prior.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
         planes.append(prior[None].astype(np.float32))
-    return np.concatenate(planes, 0)[None], Meta(H, W)
+    return np.concatenate(planes, 0)[None], Meta(H, W, grey)

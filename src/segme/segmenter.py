@@ -17,7 +17,7 @@ import numpy as np
 
 from segme.cards import ModelCard
 from segme.io.images import as_rgb
-from segme.postprocess import restore
+from segme.postprocess import DEFAULT_UPSAMPLE, DEFAULT_VIDEO_UPSAMPLE, check_upsample, restore
 from segme.preprocess import prepare
 from segme.runtime import WEIGHTS, load_backend
 from segme.temporal import CUT_THRESHOLD, Stream, stream_pairs
@@ -85,21 +85,25 @@ class TTA:
         return out
 
 
-def predict(backend, image: np.ndarray, tta: TTA | None = None) -> np.ndarray:
+def predict(backend, image: np.ndarray, tta: TTA | None = None,
+            upsample: str = "bilinear") -> np.ndarray:
     """One image through a backend: uint8 [H, W, 3] RGB -> alpha float32 [H, W] in [0, 1].
 
-    With ``tta``, the mean of the restored alphas of every pass."""
+    With ``tta``, the mean of the restored alphas of every pass. ``upsample``: ``bilinear``
+    or ``guided`` (``segme.postprocess``)."""
+    guide = image if check_upsample(upsample) == "guided" else None
     if tta is None:
         x, meta = prepare(image, backend.card)
-        return restore(backend.run(x), meta)
+        return restore(backend.run(x), meta, guide)
     total, passes = 0.0, 0  # a running sum: one full-size alpha in memory, not one per pass
     for card in tta.cards(backend.card, getattr(backend, "dynamic_size", False)):
         x, meta = prepare(image, card)
-        total = total + restore(backend.run(x), meta)
+        total = total + restore(backend.run(x), meta, guide)
         passes += 1
         if tta.flip:
             mirrored = np.ascontiguousarray(x[..., ::-1])
-            total = total + restore(backend.run(mirrored), meta)[:, ::-1]
+            alpha = np.asarray(backend.run(mirrored), np.float32)
+            total = total + restore(alpha[..., ::-1], meta, guide)  # unmirrored first
             passes += 1
     return np.clip(total / passes, 0.0, 1.0)
 
@@ -115,10 +119,16 @@ class Segmenter:
         tta: test-time augmentation for single images (``TTA`` or its text, e.g.
             ``"flip,224,256,320"``; sizes other than the model's need ``.pt`` /
             ``.safetensors`` weights). Videos and streams ignore it.
+        upsample: how the model's alpha reaches the image's size: ``guided`` (edge-aware,
+            the image as the guide) or ``bilinear`` (the evaluation protocol's), for images
+            and streams alike; None: guided for images and bilinear for streams, which keeps
+            720p video real time (``segme.postprocess``).
     """
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
-                 tta: TTA | str | None = None) -> None:
+                 tta: TTA | str | None = None, upsample: str | None = None) -> None:
+        self.upsample = check_upsample(upsample or DEFAULT_UPSAMPLE)  # images
+        self.stream_upsample = check_upsample(upsample or DEFAULT_VIDEO_UPSAMPLE)
         if model is None:
             model = DEFAULT_MODEL
             if not model.is_file():
@@ -131,8 +141,9 @@ class Segmenter:
         self.tta = TTA.for_backend(tta, self.backend)
 
     @classmethod
-    def from_file(cls, path: str | Path, threads: int | None = None) -> Segmenter:
-        return cls(path, threads)
+    def from_file(cls, path: str | Path, threads: int | None = None,
+                  upsample: str | None = None) -> Segmenter:
+        return cls(path, threads, upsample=upsample)
 
     def __call__(self, image) -> np.ndarray:
         """Alpha of one image.
@@ -143,13 +154,14 @@ class Segmenter:
         Returns:
             float32 [H, W] in [0, 1], the person's alpha at the image's own size.
         """
-        return predict(self.backend, as_rgb(image), self.tta)
+        return predict(self.backend, as_rgb(image), self.tta, self.upsample)
 
     def streamer(self, temporal: str = "none", cut_threshold: float | None = CUT_THRESHOLD
                  ) -> Stream:
         """A new video stream with its own state (see ``segme.temporal``): push frames,
         get (frame, alpha) pairs back in order."""
-        return Stream(self.backend.run, self.card, temporal, cut_threshold)
+        return Stream(self.backend.run, self.card, temporal, cut_threshold,
+                      self.stream_upsample)
 
     def stream(self, frames: Iterable, temporal: str = "none",
                cut_threshold: float | None = CUT_THRESHOLD) -> Iterator[np.ndarray]:
@@ -174,15 +186,18 @@ class Segmenter:
         if self.tta is not None:
             return [self(image) for image in images]
         out: list[np.ndarray] = []
-        pending: list[tuple[np.ndarray, object]] = []
+        pending: list[tuple[np.ndarray, object, np.ndarray]] = []  # (x, meta, image)
+        guided = self.upsample == "guided"
 
         def flush() -> None:
-            alphas = self.backend.run(np.concatenate([x for x, _ in pending]))
-            out.extend(restore(a, meta) for a, (_, meta) in zip(alphas, pending))
+            alphas = self.backend.run(np.concatenate([x for x, _, _ in pending]))
+            out.extend(restore(a, meta, image if guided else None)
+                       for a, (_, meta, image) in zip(alphas, pending))
             pending.clear()
 
         for image in images:
-            pending.append(prepare(as_rgb(image), self.card))
+            rgb = as_rgb(image)
+            pending.append((*prepare(rgb, self.card), rgb))
             if len(pending) == batch_size:
                 flush()
         if pending:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from segme.postprocess import restore
+from segme.postprocess import check_upsample, restore
 from segme.preprocess import Meta, prepare
 
 METHODS = ("none", "ema", "flow", "ofd", "prior")
@@ -163,6 +163,8 @@ class Stream:
         method: ``METHODS`` name or a ``+`` chain (see the module docstring).
         cut_threshold: mean absolute change of a grey thumbnail (0..1) above which a frame
             starts a new scene; None disables cut detection.
+        upsample: ``bilinear`` or ``guided`` (``segme.postprocess``): how each filtered
+            model-size alpha reaches its frame's size.
 
     ``push(frame)`` returns the (frame, alpha) pairs that are ready, oldest first: with
     ``ofd`` that is the previous frame, else the frame itself. ``flush()`` returns what is
@@ -170,8 +172,10 @@ class Stream:
     """
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], card, method: str = "none",
-                 cut_threshold: float | None = CUT_THRESHOLD) -> None:
+                 cut_threshold: float | None = CUT_THRESHOLD, upsample: str = "bilinear"
+                 ) -> None:
         self.run, self.card = run, card
+        self.guided = check_upsample(upsample) == "guided"
         self.methods = parse_method(method, card)
         self.use_prior = "prior" in self.methods
         make = {"ema": _Ema, "flow": lambda: _Ema(flow=True), "ofd": _Ofd}
@@ -212,7 +216,7 @@ class Stream:
         items = [_Item(frame, meta, alpha, grey)]
         for f in self.filters:
             items = [o for i in items for o in f(i)]
-        return out + [(i.frame, restore(i.alpha, i.meta)) for i in items]
+        return out + [self._restore(i) for i in items]
 
     def flush(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """The pairs still held (``ofd`` holds one frame), e.g. at the end of a video."""
@@ -222,7 +226,10 @@ class Stream:
         items: list[_Item] = []
         for f in self.filters:
             items = [o for i in items for o in f(i)] + f.flush()
-        return [(i.frame, restore(i.alpha, i.meta)) for i in items]
+        return [self._restore(i) for i in items]
+
+    def _restore(self, item: _Item) -> tuple[np.ndarray, np.ndarray]:
+        return item.frame, restore(item.alpha, item.meta, item.frame if self.guided else None)
 
 
 def _grey(x: np.ndarray, card) -> np.ndarray:

@@ -29,17 +29,20 @@ def same_suffix(path: Path) -> str:
 
 def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
           render: Render, duration: float | None = None, temporal: str | None = None,
-          tta: str | None = None) -> None:
+          tta: str | None = None, upsample: str | None = None) -> None:
     """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped.
 
     ``temporal`` (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and
-    cameras only, ``tta`` (``segme.segmenter.TTA``) to images only."""
+    cameras only, ``tta`` (``segme.segmenter.TTA``) to images only; ``upsample``
+    (``segme.postprocess``; None: guided for images, bilinear for videos and cameras) to
+    all."""
     from rich.progress import Progress
 
     from segme.io.camera import Camera, is_camera
     from segme.io.images import ImageError, read_image, write_image
     from segme.io.sources import expand_images
     from segme.io.video import is_video
+    from segme.postprocess import check_upsample
     from segme.segmenter import Segmenter
     from segme.temporal import DEFAULT_VIDEO_METHOD, parse_method
 
@@ -49,8 +52,10 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     if tta and video_source:
         raise ValueError("--tta applies to images, not to videos and cameras")
     temporal = temporal or DEFAULT_VIDEO_METHOD
+    if upsample is not None:
+        check_upsample(upsample)
     if is_camera(source):
-        seg = Segmenter(model, threads=threads)
+        seg = Segmenter(model, threads=threads, upsample=upsample)
         parse_method(temporal, seg.card)  # a bad --temporal fails before the camera opens
         camera = Camera(int(source), duration)
         out.mkdir(parents=True, exist_ok=True)
@@ -59,11 +64,12 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
         return
     if is_video(source):
         out.mkdir(parents=True, exist_ok=True)
-        seg = Segmenter(model, threads=threads)
+        seg = Segmenter(model, threads=threads, upsample=upsample)
         parse_method(temporal, seg.card)  # a bad --temporal fails before any output exists
         apply_video(Path(source), out, seg, render, temporal)
         return
-    seg = Segmenter(model, threads=threads, tta=tta)  # a bad model or --tta fails first
+    # a bad model or --tta fails first
+    seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample)
     files = expand_images(source)
     stems: dict[str, Path] = {}
     for f in files:

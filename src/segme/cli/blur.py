@@ -11,6 +11,7 @@ from segme.cli import _options as opt
 
 def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
          threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
+         upsample: str = opt.UPSAMPLE,
          refine: bool = opt.REFINE,
          strength: float = typer.Option(15.0, min=0, help="Blur radius in tenths of a percent of the short side.")) -> None:
     """Blur the background, keep the person sharp: <out>/<stem>, same format as the input."""
@@ -23,4 +24,4 @@ def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
         return effects.blur_background(image, alpha, strength), same_suffix(path)
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal)
+          temporal, upsample=upsample)

@@ -11,7 +11,8 @@ from segme.cli import _options as opt
 
 def cutout(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
            threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
-         refine: bool = opt.REFINE,
+           upsample: str = opt.UPSAMPLE,
+           refine: bool = opt.REFINE,
            edge: float = typer.Option(0.0, help="Smooth-step edge tightening, 0 (off) to 0.45.")) -> None:
     """Cut the person out: <out>/<stem>.png, RGBA with the alpha as transparency."""
     from segme import effects
@@ -25,4 +26,4 @@ def cutout(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODE
         return effects.cutout(image, alpha), ".png"
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal)
+          temporal, upsample=upsample)

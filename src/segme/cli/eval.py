@@ -18,6 +18,7 @@ def evaluate(
     threads: int = typer.Option(None, help="Inference threads."),
     limit: int = typer.Option(None, help="Score only the first N pairs."),
     tta: str = opt.TTA,
+    upsample: str = opt.EVAL_UPSAMPLE,
     per_image: Path = typer.Option(
         None, "--per-image",
         help="Also write one CSV row per image (worst fg-IoU first) and print the worst five."),
@@ -33,7 +34,8 @@ def evaluate(
     if per_image is not None and per_image.suffix.lower() != ".csv":
         raise ValueError(f"--per-image {per_image}: give a .csv file name")
     images: list[dict] | None = [] if per_image is not None else None
-    results = run(model, data, threads=threads, limit=limit, tta=tta, per_image=images)
+    results = run(model, data, threads=threads, limit=limit, tta=tta, per_image=images,
+                  upsample=upsample)
     print(format_table(results, markdown=markdown))
     if images:
         images.sort(key=lambda r: r["fg_iou"])

@@ -25,6 +25,8 @@ def eval_video(
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    upsample: str = typer.Option("bilinear", help="bilinear: the protocol of docs/video.md; "
+                                 "guided: what segme's commands give by default."),
 ) -> None:
     """Foreground IoU, dtSSD and instability (alpha flicker where the image is still) of each
     temporal method, on synthetic motion clips made from --data and on real --videos, with
@@ -33,7 +35,8 @@ def eval_video(
     from segme.io.files import write_text_atomic
 
     results = evaluate_video(model, data, videos, temporal, clips=clips, frames=frames,
-                             max_frames=max_frames, threads=threads, progress=progress)
+                             max_frames=max_frames, threads=threads, progress=progress,
+                             upsample=upsample)
     print(format_video_table(results, markdown=markdown))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from segme.cli import _options as opt
 
 def mask(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
          threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
+         upsample: str = opt.UPSAMPLE,
          tta: str = opt.TTA) -> None:
     """Save the person mask of each image: <out>/<stem>.png, 8-bit alpha at the input size."""
     from segme.cli._apply import apply
@@ -18,4 +19,4 @@ def mask(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
         return mask8(alpha), ".png"
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal, tta)
+          temporal, tta, upsample=upsample)

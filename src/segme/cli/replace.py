@@ -13,7 +13,8 @@ def replace(source: str = opt.SOURCE,
             bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b), an image file, or "
                                    "a video file (played along, looping)."),
             out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
-            jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL, refine: bool = opt.REFINE,
+            jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
+            upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
             harmonize: float = typer.Option(0.0, help="Colour transfer towards the background, 0..1."),
             ) -> None:
@@ -41,4 +42,4 @@ def replace(source: str = opt.SOURCE,
         return effects.replace_background(image, alpha, background, fit), same_suffix(path)
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal)
+          temporal, upsample=upsample)

@@ -2,7 +2,8 @@
 
 Protocol (the one ``../shared/data/README.md`` uses for its reference numbers): the whole
 image is resized to the model's input size, the predicted alpha is resized back to the
-mask's size bilinearly, and binary metrics threshold both at 0.5.
+mask's size bilinearly, and binary metrics threshold both at 0.5. ``upsample="guided"``
+scores what ``Segmenter`` gives by default instead (``segme.postprocess``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from segme.data.folders import find_pairs, load_pair
 from segme.evaluate.metrics import MetricAccumulator, source_of
+from segme.postprocess import check_upsample
 from segme.runtime import load_backend
 from segme.segmenter import TTA, predict
 
@@ -19,7 +21,7 @@ from segme.segmenter import TTA, predict
 def evaluate(
     model, data: str | Path, threads: int | None = None, limit: int | None = None,
     progress: bool = True, tta: TTA | str | None = None,
-    per_image: list[dict] | None = None,
+    per_image: list[dict] | None = None, upsample: str = "bilinear",
 ) -> dict[str, dict[str, float]]:
     """Score a model on every pair in ``data``.
 
@@ -27,6 +29,7 @@ def evaluate(
         model: ``.pt`` checkpoint or exported ``.onnx`` path, or an opened backend (anything
             with ``card`` and ``run``, see ``segme.runtime``).
         tta: test-time augmentation (``segme.segmenter.TTA`` or its text).
+        upsample: ``bilinear`` (the reference protocol) or ``guided``.
         per_image: if given, one dict per image is appended to it, in the set's order:
             ``name``, ``source`` and that image's metrics (``MetricAccumulator.update``);
             for finding the photos a model gets wrong.
@@ -34,6 +37,7 @@ def evaluate(
     Returns ``{"all": {...}, "<source>": {...}}`` as ``MetricAccumulator.result()`` gives,
     plus ``all["seconds_per_image"]`` for the whole loop.
     """
+    check_upsample(upsample)
     backend = model if hasattr(model, "run") else load_backend(model, threads)
     tta = TTA.for_backend(tta, backend)
     pairs = find_pairs(data)[:limit]
@@ -46,7 +50,7 @@ def evaluate(
     t0 = time.perf_counter()
     for pair in it:
         image, mask = load_pair(pair)
-        scores = acc.update(predict(backend, image, tta), mask, pair.name)
+        scores = acc.update(predict(backend, image, tta, upsample), mask, pair.name)
         if per_image is not None:
             per_image.append({"name": pair.name, "source": source_of(pair.name), **scores})
     results = acc.result()

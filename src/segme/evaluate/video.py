@@ -121,6 +121,7 @@ def evaluate_video(
     max_frames: int | None = None,
     threads: int | None = None,
     progress: bool = False,
+    upsample: str = "bilinear",
 ) -> dict[str, dict[str, dict[str, float | int | None]]]:
     """Run the temporal benchmark.
 
@@ -136,6 +137,8 @@ def evaluate_video(
         max_frames: read at most this many frames of each video (None: all).
         threads: inference threads when ``model`` is a path.
         progress: show a progress bar.
+        upsample: ``bilinear`` (the protocol of docs/video.md) or ``guided``, when ``model``
+            is a path (a Segmenter keeps its own).
 
     Returns:
         ``{method: {set: {"frames", "fg_iou", "dtssd", "instability", "fps"}}}`` with the
@@ -160,7 +163,8 @@ def evaluate_video(
     for v in videos:
         if not v.is_file():
             raise FileNotFoundError(f"video not found: {v}")
-    seg = model if isinstance(model, Segmenter) else Segmenter(model, threads)
+    seg = model if isinstance(model, Segmenter) else Segmenter(model, threads,
+                                                                   upsample=upsample)
     names = check_methods(methods, seg.card)
     pairs = []
     if data is not None:  # spread over the set (names sort by source): every k-th pair
