@@ -56,10 +56,11 @@ def sequential(video: Path, out: Path, seg: Segmenter, verb: str) -> float:
     return time.perf_counter() - t0
 
 
-def command(video: Path, out: Path, model: Path | None, verb: str, temporal: str) -> float:
+def command(video: Path, out: Path, model: Path | None, verb: str, temporal: str,
+            upsample: str) -> float:
     """``segme <verb>`` as a user runs it, start-up included. Returns seconds."""
     cmd = [sys.executable, "-m", "segme.cli.main", verb, str(video), *VERB_ARGS[verb],
-           "--out", str(out), "--temporal", temporal]
+           "--out", str(out), "--temporal", temporal, "--upsample", upsample]
     if model:
         cmd += ["--model", str(model)]
     t0 = time.perf_counter()
@@ -109,35 +110,46 @@ def main() -> None:
                     help="model threads (the CLI's video default is 1: the other stages "
                          "need the second core)")
     ap.add_argument("--pace", type=float, default=30.0, help="camera frame rate to simulate")
+    ap.add_argument("--upsample", default="guided",
+                    help="comma-separated upsampling modes (guided: the commands' default)")
     args = ap.parse_args()
+    modes = args.upsample.split(",")
 
     tmp = Path(tempfile.mkdtemp(prefix="segme-realtime-"))
     video = args.video or make_720p(args.video_from, tmp / "clip720.mp4")
     with VideoReader(video) as r:
         n, size, src_fps, audio = r.frames, (r.width, r.height), float(r.fps), r.has_audio
-    seg = Segmenter(args.model, threads=args.threads)
+    segs = {m: Segmenter(args.model, threads=args.threads, upsample=m) for m in modes}
+    seg = segs[modes[0]]
     print(f"{video.name}: {size[0]}x{size[1]}, {n} frames at {src_fps:.3g} fps"
           f"{', with audio' if audio else ''}; model {seg.card.arch} "
           f"{seg.card.input_size[1]}x{seg.card.input_size[0]}, {args.threads} thread(s)\n")
 
-    print("| job | pipeline | temporal | seconds | fps end to end | speed-up vs one thread |")
-    print("|---|---|---|---|---|---|")
+    print("| job | pipeline | upsampling | temporal | seconds | fps end to end "
+          "| speed-up vs one thread |")
+    print("|---|---|---|---|---|---|---|")
     for verb in ("replace", "blur"):
-        ref = sequential(video, tmp / f"seq-{verb}.mp4", seg, verb)
-        print(f"| segme {verb} | one thread, stage after stage (reference, in process) | none | "
-              f"{ref:.1f} | {n / ref:.1f} | 1.00 |", flush=True)
-        for method in args.temporal.split(","):
-            dt = command(video, tmp / f"cmd-{verb}-{method}", args.model, verb, method)
-            print(f"| segme {verb} | overlapped (the command, start-up included) | {method} | "
-                  f"{dt:.1f} | {n / dt:.1f} | {ref / dt:.2f} |", flush=True)
+        # the reference: one thread, bilinear when it is measured (the older pipeline)
+        ref_mode = "bilinear" if "bilinear" in segs else modes[0]
+        ref = sequential(video, tmp / f"seq-{verb}.mp4", segs[ref_mode], verb)
+        print(f"| segme {verb} | one thread, stage after stage (reference, in process) | "
+              f"{ref_mode} | none | {ref:.1f} | {n / ref:.1f} | 1.00 |", flush=True)
+        for mode in modes:
+            for method in args.temporal.split(","):
+                dt = command(video, tmp / f"cmd-{verb}-{mode}-{method}", args.model, verb,
+                             method, mode)
+                print(f"| segme {verb} | overlapped (the command, start-up included) | {mode} "
+                      f"| {method} | {dt:.1f} | {n / dt:.1f} | {ref / dt:.2f} |", flush=True)
 
     print(f"\nlive path (blur), the clip paced at {args.pace:g} fps as a camera:\n")
-    print("| temporal | frames shown | dropped | shown fps | glass-to-glass median ms | p95 ms |")
-    print("|---|---|---|---|---|---|")
-    for method in args.temporal.split(","):
-        r = live(video, seg, method, args.pace, tmp / f"live-{method}.mp4")
-        print(f"| {method} | {r['frames']} | {r['dropped']} | {r['fps']:.1f} | "
-              f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} |", flush=True)
+    print("| upsampling | temporal | frames shown | dropped | shown fps "
+          "| glass-to-glass median ms | p95 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, seg in segs.items():
+        for method in args.temporal.split(","):
+            r = live(video, seg, method, args.pace, tmp / f"live-{mode}-{method}.mp4")
+            print(f"| {mode} | {method} | {r['frames']} | {r['dropped']} | {r['fps']:.1f} | "
+                  f"{r['median_ms']:.1f} | {r['p95_ms']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

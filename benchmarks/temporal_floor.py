@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     args = ap.parse_args()
 
-    seg = Segmenter(args.model, args.threads)
+    seg = Segmenter(args.model, args.threads, upsample="bilinear")  # docs/video.md protocol
     methods = ["none", *(m for m in args.temporal.split(",") if m)]
     for m in methods:
         parse_method(m, seg.card)
