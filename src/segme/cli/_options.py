@@ -46,7 +46,7 @@ TTA = typer.Option(None, help="Test-time augmentation for images: 'flip' and/or 
                    "weights); slower, more accurate: a teacher's labels.")
 UPSAMPLE = typer.Option(None, help="How the model's low-resolution alpha reaches the "
                         "image's size: guided (follows the image's edges where the model is "
-                        "unsure; +0.25 fg-IoU, +1 boundary IoU) or bilinear (the evaluation "
+                        "unsure; +0.24 fg-IoU, +1 boundary IoU) or bilinear (the evaluation "
                         "protocol's; about 6 ms less per 720p frame). Default: guided for "
                         "images, bilinear for videos and cameras (keeps 720p real time).")
 EVAL_UPSAMPLE = typer.Option("bilinear", help="bilinear: the reference protocol (every "
