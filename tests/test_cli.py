@@ -143,6 +143,7 @@ def test_resume_continues(trained):
                                                   "'nearest'"]),
         (["eval", "--model", "m.onnx", "--data", ".", "--upsample", "cubic"],
          ["upsample must be guided or bilinear"]),
+        (["bench", "--upsample", "cubic"], ["upsample must be guided or bilinear"]),
     ],
 )
 def test_user_mistakes_give_one_line(args, words):
@@ -255,6 +256,7 @@ def test_bench_prints_model_and_pipeline_latency(photos):
     out = run("bench", "--model", model, "--runs", 5, "--threads", 1, "--width", 64,
               "--height", 48).stdout
     assert "model ms" in out and "pipeline ms" in out and "test_tiny" in out
+    assert "guided" in out and "bilinear" in out  # both upsamplings timed by default
 
 
 @pytest.mark.parametrize("kind", ["fp16", "int8"])
