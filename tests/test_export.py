@@ -57,32 +57,46 @@ def _randomise_batch_norms(model: torch.nn.Module) -> None:
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
 
 
-def test_weights_read_back_from_onnx_rebuild_the_network(tmp_path):
+def _shipped_like(tmp_path_factory, **kwargs):
+    """mnv3_unet as the built-in models are shipped (the lite one as ONNX only), with batch
+    norms that matter, exported once per module: (model, its ONNX file)."""
+    torch.manual_seed(0)
+    model = create_model("mnv3_unet", **kwargs).eval()
+    _randomise_batch_norms(model)
+    return model, export_onnx(model, tmp_path_factory.mktemp("shipped") / "m.onnx",
+                              model.card(64))
+
+
+@pytest.fixture(scope="module")
+def shipped_default(tmp_path_factory):
+    return _shipped_like(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def shipped_lite(tmp_path_factory):
+    return _shipped_like(tmp_path_factory, refine=False)
+
+
+@pytest.mark.parametrize("shipped", ["shipped_default", "shipped_lite"])
+def test_weights_read_back_from_onnx_rebuild_the_network(shipped, request):
     """A model shipped only as ONNX can be fine-tuned or re-exported: the folded batch
     norms come back as identities plus bias, and the network computes the same alpha."""
     from segme.train.checkpoint import load_model
 
-    for kwargs in ({}, {"refine": False}):
-        torch.manual_seed(0)
-        model = create_model("mnv3_unet", **kwargs).eval()
-        _randomise_batch_norms(model)
-        path = export_onnx(model, tmp_path / "m.onnx", model.card(64))
-        back, card = load_model(path)
-        assert card == model.card(64)
-        x = torch.rand(2, 3, 64, 64)
-        with torch.no_grad():
-            assert (back(x) - model(x)).abs().max() < 1e-4
-        back.train()(x).sum().backward()  # trainable: gradients reach every parameter
-        assert all(p.grad is not None for p in back.parameters())
+    model, path = request.getfixturevalue(shipped)
+    back, card = load_model(path)
+    assert card == model.card(64)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (back(x) - model(x)).abs().max() < 1e-4
+    back.train()(x).sum().backward()  # trainable: gradients reach every parameter
+    assert all(p.grad is not None for p in back.parameters())
 
 
-def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
+def test_weights_from_quantised_or_foreign_onnx_are_refused(shipped_default, tmp_path):
     from segme.train.checkpoint import load_model
 
-    torch.manual_seed(0)
-    model = create_model("mnv3_unet").eval()
-    _randomise_batch_norms(model)  # the default ones leave a map of one value: no histogram
-    fp32 = export_onnx(model, tmp_path / "m.onnx", model.card(64))
+    _, fp32 = shipped_default  # its batch norms leave no map of one value: a histogram exists
     rng = np.random.default_rng(0)
     xs = [rng.standard_normal((1, 3, 64, 64)).astype(np.float32) for _ in range(4)]
     eight = to_int8(fp32, tmp_path / "m8.onnx", xs)
