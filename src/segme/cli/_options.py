@@ -49,6 +49,6 @@ UPSAMPLE = typer.Option(None, help="How the model's low-resolution alpha reaches
                         "unsure; +0.24 fg-IoU, +1 boundary IoU) or bilinear (the evaluation "
                         "protocol's; about 6 ms less per 720p frame). Default: guided for "
                         "images, bilinear for videos and cameras (keeps 720p real time).")
-EVAL_UPSAMPLE = typer.Option("bilinear", help="bilinear: the reference protocol (every "
-                             "published and documented score); guided: what segme's "
-                             "commands and Segmenter give by default.")
+EVAL_UPSAMPLE = typer.Option("bilinear", help="bilinear: the reference protocol of every "
+                             "documented score, and what videos get by default; guided: what "
+                             "photos get by default.")

@@ -28,11 +28,8 @@ def bench(
     from segme import effects
     from segme.data.synthetic import synthetic_pair
     from segme.evaluate.speed import time_calls
-    from segme.postprocess import check_upsample
     from segme.segmenter import Segmenter
 
-    for mode in upsample:
-        check_upsample(mode)
     frame, _ = synthetic_pair(np.random.default_rng(0), height, width)
     table = Table(title=f"segme bench ({width}x{height} frame, median of {runs} runs)")
     for col in ("model", "input", "threads", "model ms", "upsampling", "pipeline ms", "fps"):

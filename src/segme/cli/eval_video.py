@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+from segme.cli import _options as opt
+
 
 def eval_video(
     model: Path = typer.Option(None, help="Model file (.onnx, or .pt with PyTorch); default: "
@@ -25,8 +27,7 @@ def eval_video(
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
-    upsample: str = typer.Option("bilinear", help="bilinear: the protocol of docs/video.md; "
-                                 "guided: what segme's commands give by default."),
+    upsample: str = opt.EVAL_UPSAMPLE,
 ) -> None:
     """Foreground IoU, dtSSD and instability (alpha flicker where the image is still) of each
     temporal method, on synthetic motion clips made from --data and on real --videos, with
