@@ -56,6 +56,33 @@ def test_blur_keeps_the_person_and_smooths_the_rest(scene):
     assert (effects.blur_background(image, alpha, 0) == image).all()
 
 
+@pytest.mark.parametrize("strength", [15, 50])
+def test_blur_at_reduced_resolution_matches_the_full_resolution_blur(strength):
+    """The blur is computed on a frame shrunk by an integer factor; away from the person
+    it is the full-resolution normalised blur to within a few grey levels."""
+    import cv2
+
+    image, mask = synthetic_pair(np.random.default_rng(1), 360, 640)
+    alpha = mask.astype(np.float32)
+    sigma = strength / 1000.0 * 360
+    wt = 1.0 - alpha
+    full = cv2.GaussianBlur(image.astype(np.float32) * wt[..., None], (0, 0), sigma) / \
+        np.maximum(cv2.GaussianBlur(wt, (0, 0), sigma), 1e-3)[..., None]
+    out = effects.blur_background(image, alpha, strength)
+    far = cv2.erode((alpha == 0).astype(np.uint8), np.ones((25, 25), np.uint8)) > 0
+    assert far.mean() > 0.2
+    assert np.abs(out[far].astype(float) - np.clip(full[far], 0, 255)).mean() < 3.0
+
+
+def test_solid_colour_and_fitted_background():
+    out = effects.solid((7, 5), (1, 2, 3))
+    assert out.shape == (7, 5, 3) and out.dtype == np.uint8 and (out == (1, 2, 3)).all()
+    assert effects.solid((0, 5), (1, 2, 3)).shape == (0, 5, 3)
+    bg = np.zeros((7, 5, 3), np.uint8)
+    assert effects.fit_background(bg, (7, 5)) is bg  # already that size: not copied
+    assert effects.fit_background(bg, (14, 10)).shape == (14, 10, 3)
+
+
 def test_smoothstep():
     s = effects.smoothstep(np.array([0.0, 0.3, 0.5, 0.7, 1.0]))
     np.testing.assert_allclose(s, [0, 0, 0.5, 1, 1], atol=1e-6)

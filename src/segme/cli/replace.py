@@ -26,12 +26,14 @@ def replace(source: str = opt.SOURCE,
 
     if fit not in ("fill", "fit"):
         raise ValueError(f"--fit must be fill or fit, got {fit!r}")
-    if is_video(bg):
+    moving = is_video(bg)
+    if moving:
         frames = LoopingFrames(bg)
         next_background = lambda: next(frames)  # noqa: E731
     else:
         still = read_image(bg) if Path(bg).is_file() else effects.parse_color(bg)
         next_background = lambda: still  # noqa: E731
+    made: list = [None]  # (frame size, a still background made to that size)
 
     def render(image, alpha, path):
         if refine:
@@ -39,6 +41,13 @@ def replace(source: str = opt.SOURCE,
         background = next_background()
         if harmonize and not isinstance(background, tuple):
             image = effects.color_transfer(image, alpha, background, harmonize)
+        if not moving:  # fitted (or filled) once for a video's frames, not once a frame
+            size, cached = image.shape[:2], made[0]
+            if cached is None or cached[0] != size:
+                cached = made[0] = (size, effects.solid(size, background)
+                                    if isinstance(background, tuple)
+                                    else effects.fit_background(background, size, fit))
+            background = cached[1]
         return effects.replace_background(image, alpha, background, fit), same_suffix(path)
 
     apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
