@@ -53,7 +53,9 @@ def test_onnx_parity(name, tmp_path):
     torch.manual_seed(0)
     model = create_model(name).eval()
     s = small_size(model)
+    inplace = [getattr(m, "inplace", None) for m in model.modules()]
     path = export_onnx(model, tmp_path / f"{name}.onnx", model.card(s))
+    assert [getattr(m, "inplace", None) for m in model.modules()] == inplace  # put back
     x = np.random.default_rng(0).standard_normal((2, model.in_channels, s, s)).astype(np.float32)
     assert parity(model, path, x) <= 1e-4
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,20 @@ from segme.cards import CARD_KEY, ModelCard
 from segme.io.files import atomic_output
 
 DEFAULT_OPSET = 18
+
+
+@contextlib.contextmanager
+def out_of_place(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Turn ``inplace=True`` activations off while a graph is traced: the exporters
+    functionalise every in-place op, which halves their speed, and the graph is the same."""
+    flipped = [m for m in model.modules() if getattr(m, "inplace", None) is True]
+    for m in flipped:
+        m.inplace = False
+    try:
+        yield model
+    finally:
+        for m in flipped:
+            m.inplace = True
 
 
 def export_onnx(
@@ -43,7 +59,7 @@ def export_onnx(
     model.eval()
     x = torch.zeros(1, card.in_channels, h, w)
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), out_of_place(model):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 model,

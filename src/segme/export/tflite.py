@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from segme.cards import CARD_KEY, ModelCard
+from segme.export.onnx import out_of_place
 from segme.io.files import atomic_output
 
 
@@ -46,7 +47,7 @@ def export_tflite(model: torch.nn.Module, path: str | Path, card: ModelCard) -> 
     model.eval()
     logging.getLogger("litert_torch").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):  # the converter narrates every pass
+            contextlib.redirect_stderr(io.StringIO()), out_of_place(model):  # it narrates each pass
         raw = Path(tmp) / "model.tflite"
         litert_torch.convert(model, (x,)).export(str(raw))
         data = add_metadata(raw.read_bytes(), CARD_KEY, card.to_json().encode())

@@ -76,7 +76,7 @@ class SqueezeExcite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)  # [B, C, 1, 1]
-        s = self.fc2(F.relu(self.fc1(s), inplace=True))
+        s = self.fc2(F.relu(self.fc1(s)))
         return x * self.gate(s)
 
 
