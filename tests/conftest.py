@@ -21,6 +21,20 @@ def _one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A synthetic data set and a tiny model trained on it for one epoch by the real console
+    script: ``data/{train,val}`` and ``run/{best,last}.pt`` under the returned folder."""
+    from tests.console import run
+
+    root = tmp_path_factory.mktemp("cli")
+    run("synth", root / "data", "--train", 12, "--val", 6)
+    run("train", "--model", "test_tiny", "--data", root / "data/train", "--val", root / "data/val",
+        "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0, "--out", root / "run",
+        "--no-progress")
+    return root
+
+
 def shared_data(*parts: str) -> str:
     """Path inside ../shared/data, or skip the test with a clear reason when it is absent."""
     path = os.path.join(SHARED, *parts)

@@ -12,16 +12,6 @@ from tests.console import assert_clean_error, needs_cli, run
 pytestmark = needs_cli
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    run("synth", root / "data", "--train", 12, "--val", 6)
-    run("train", "--model", "test_tiny", "--data", root / "data/train", "--val", root / "data/val",
-        "--size", 32, "--epochs", 1, "--batch", 4, "--workers", 0, "--out", root / "run",
-        "--no-progress")
-    return root
-
-
 def test_models_list_shows_all_families():
     out = run("models", "list").stdout
     for name in ("mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
@@ -259,46 +249,6 @@ def test_bench_prints_model_and_pipeline_latency(photos):
     assert "guided" in out and "bilinear" in out  # both upsamplings timed by default
 
 
-@pytest.mark.parametrize("kind", ["fp16", "int8"])
-def test_quantised_exports_are_gated(trained, tmp_path, kind):
-    import numpy as np
-
-    from segme.runtime.onnx import OnnxBackend
-
-    out = tmp_path / f"m-{kind}.onnx"
-    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", kind,
-               "--calibration", trained / "data/train/images", "--val", trained / "data/val")
-    assert "max abs alpha difference" in proc.stdout and "fg-IoU on" in proc.stdout
-    backend = OnnxBackend(out)
-    assert backend.card.arch == "test_tiny"
-    x = np.zeros((1, 3, 32, 32), np.float32)
-    assert backend.run(x).dtype == np.float32  # float32 in and out, whatever is inside
-    # an impossible gate fails, and the file is gone
-    failed = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", kind,
-                 "--calibration", trained / "data/train/images", "--max-diff", "0", ok=False)
-    assert_clean_error(failed, "export check failed")
-    assert not out.exists()
-
-
-def test_int8_needs_calibration(trained, tmp_path):
-    proc = run("export", "--model", trained / "run/best.pt", "-o", tmp_path / "m.onnx",
-               "--quantize", "int8", ok=False)
-    assert_clean_error(proc, "needs --calibration")
-
-
-def test_tflite_export_carries_its_card_and_matches_torch(trained, tmp_path):
-    pytest.importorskip("litert_torch", reason="litert-torch (the export extra) is not installed")
-    out = tmp_path / "m.tflite"
-    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--val",
-               trained / "data/val")
-    assert "max abs alpha difference" in proc.stdout
-    res = run("eval", "--model", out, "--data", trained / "data/val", "--json", tmp_path / "r.json")
-    assert "synth" in res.stdout
-    from segme.runtime.litert import LiteRTBackend
-
-    assert LiteRTBackend(out).card.arch == "test_tiny"
-
-
 def test_demo_writes_the_four_outputs(photos, tmp_path):
     pytest.importorskip("skimage", reason="scikit-image (the demo extra) is not installed")
     _, model = photos
@@ -334,22 +284,3 @@ def test_decompression_bomb_and_empty_files_are_refused(photos, tmp_path):
     assert "bomb.png" in proc.stderr and "exceeds limit" in proc.stderr
     assert "empty.jpg: it is empty (0 bytes)" in proc.stderr
     assert list((tmp_path / "out").iterdir()) == []  # nothing half-written
-
-
-def test_tflite_int8_export_is_gated_and_runs(trained, tmp_path):
-    pytest.importorskip("ai_edge_quantizer", reason="the export extra is not installed")
-    import numpy as np
-
-    from segme.runtime.litert import LiteRTBackend
-
-    out = tmp_path / "m8.tflite"
-    proc = run("export", "--model", trained / "run/best.pt", "-o", out, "--quantize", "int8",
-               "--calibration", trained / "data/train/images", "--val", trained / "data/val")
-    assert "int8" in proc.stdout and "fg-IoU on" in proc.stdout
-    backend = LiteRTBackend(out)
-    assert backend.card.arch == "test_tiny"
-    alpha = backend.run(np.zeros((1, 3, 32, 32), np.float32))
-    assert alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
-    assert_clean_error(run("export", "--model", trained / "run/best.pt", "-o",
-                           tmp_path / "x.tflite", "--quantize", "fp16", ok=False),
-                       "not available for .tflite")
