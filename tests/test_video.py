@@ -14,11 +14,14 @@ from segme.data.synthetic import synthetic_pair  # noqa: E402
 SEGME = shutil.which("segme")
 
 
-def make_video(path, frames=12, fps=15, size=(48, 64), audio=True):
-    """A moving synthetic figure with a 440 Hz tone, like a phone clip."""
+def make_video(path, frames=12, fps=15, size=(48, 64), audio=True, rotation=0):
+    """A moving synthetic figure with a 440 Hz tone, like a phone clip; ``rotation``: the
+    display matrix's counter-clockwise degrees (a phone held upright writes -90)."""
     out = av.open(str(path), "w")
     v = out.add_stream("libx264", rate=fps)
     v.width, v.height, v.pix_fmt = size[1], size[0], "yuv420p"
+    if rotation:
+        v.set_display_rotation(rotation)
     a = None
     if audio:
         a = out.add_stream("aac", rate=16000)
@@ -102,6 +105,30 @@ def test_video_without_audio_and_odd_size(tmp_path, model):
     proc = run("mask", src, "--tta", "flip", "--out", tmp_path / "t", "--model", model)
     assert proc.returncode == 2 and "--tta applies to images" in proc.stderr, proc.stderr
     assert not (tmp_path / "t").exists()  # refused before any output
+
+
+def test_phone_video_with_a_display_matrix_is_turned_upright(tmp_path, model):
+    from segme.io.video import VideoReader
+
+    plain = make_video(tmp_path / "plain.mp4", frames=3, audio=False)
+    phone = make_video(tmp_path / "phone.mp4", frames=3, audio=False, rotation=-90)
+    with VideoReader(plain) as r:
+        coded = list(r)
+    with VideoReader(phone) as r:
+        assert (r.rotation, r.width, r.height) == (270, 48, 64)  # shown 48 wide, 64 high
+        upright = list(r)
+    assert len(upright) == 3 and upright[0].shape == (64, 48, 3)
+    # -90 counter-clockwise is a quarter turn clockwise: the coded frame's left column is
+    # the top row of what a player shows (within the codec's loss)
+    for a, b in zip(coded, upright):
+        assert np.abs(np.rot90(a, -1).astype(int) - b.astype(int)).mean() < 2
+        assert np.abs(np.rot90(a, 1).astype(int) - b.astype(int)).mean() > 10
+    proc = run("mask", phone, "--out", tmp_path / "out", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    with av.open(str(tmp_path / "out/phone.mp4")) as c:
+        frame = next(c.decode(video=0))
+        # written upright, without a matrix to turn it again
+        assert (frame.width, frame.height, frame.rotation) == (48, 64, 0)
 
 
 def test_bad_videos_give_one_line_and_no_output(tmp_path, model):

@@ -60,19 +60,37 @@ class VideoReader:
         self._stream.thread_type = "AUTO"
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = Fraction(rate) if rate else Fraction(25)
-        self.width = self._stream.codec_context.width
-        self.height = self._stream.codec_context.height
         self.frames = int(self._stream.frames or 0)
         self.has_audio = bool(self._container.streams.audio)
+        # A phone records a portrait video as landscape frames plus a display matrix that
+        # turns them upright (players honour it; PyAV's decoder does not). Frames are
+        # turned here, so the model sees the person upright and the output, written
+        # without a matrix, plays the right way up. The first frame says by how much.
+        self._frames = self._container.decode(self._stream)
+        try:
+            self._first = self._decode_next()
+        except VideoError:
+            self._container.close()
+            raise
+        self.rotation = _quarter_turns(self._first) * 90 if self._first is not None else 0
+        w, h = self._stream.codec_context.width, self._stream.codec_context.height
+        self.width, self.height = (h, w) if self.rotation % 180 else (w, h)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
-        """uint8 [H, W, 3] RGB frames in display order."""
+    def _decode_next(self):
         av = _av()
         try:
-            for frame in self._container.decode(self._stream):
-                yield frame.to_ndarray(format="rgb24")
+            return next(self._frames, None)
         except av.error.FFmpegError as e:
             raise VideoError(f"cannot decode {self.path}: {e}") from None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """uint8 [H, W, 3] RGB frames in display order, turned upright."""
+        frame, self._first = self._first, None
+        while frame is not None:
+            array = frame.to_ndarray(format="rgb24")
+            k = _quarter_turns(frame)
+            yield np.ascontiguousarray(np.rot90(array, k)) if k else array
+            frame = self._decode_next()
 
     def close(self) -> None:
         self._container.close()
@@ -82,6 +100,13 @@ class VideoReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that show ``frame`` upright (its display matrix's
+    rotation, FFmpeg's convention, rounded to a multiple of 90 degrees); 0 without one."""
+    degrees = getattr(frame, "rotation", 0) or 0
+    return int(round(degrees / 90.0)) % 4
 
 
 def _even(frame: np.ndarray) -> np.ndarray:
