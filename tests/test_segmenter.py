@@ -151,6 +151,8 @@ def test_bad_inputs_raise_clear_errors(tiny_onnx, tmp_path):
         seg(np.zeros((3, 20, 30), np.uint8))  # a torch-style CHW array
     with pytest.raises(ImageError, match="got None"):
         seg(None)
+    with pytest.raises(ImageError, match="a path, a PIL image or an image array, got int"):
+        seg(42)
     with pytest.raises(ImageError, match=r"\[0, 1\]"):
         seg(np.full((4, 4, 3), 2.0, np.float32))
     with pytest.raises(FileNotFoundError):

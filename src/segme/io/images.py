@@ -150,6 +150,9 @@ def as_rgb(image) -> np.ndarray:
     if isinstance(image, Image.Image):
         return pil_to_rgb(ImageOps.exif_transpose(image))
     arr = np.asarray(image)
+    if image is not None and (arr.ndim == 0 or arr.dtype == object):
+        raise ImageError(f"expected a path, a PIL image or an image array, "
+                         f"got {type(image).__name__}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
     if arr.ndim == 2:
