@@ -256,6 +256,31 @@ def test_rectangular_input_trains_validates_and_exports_at_its_shape(synth, tmp_
         train(_cfg(synth, tmp_path / "bad", size=(64, 34)))
 
 
+def test_loss_at_a_larger_side_upsamples_the_logits_to_the_crop(synth, tmp_path, monkeypatch):
+    seen = []
+    real_loss, real_forward = loop.compute_loss, loop._forward
+
+    def record(recipe, out, truth, rgb=None, edge_weight=0.0, lovasz=0.0):
+        seen.append(("loss", tuple(out["logits"].shape[-2:]), tuple(truth.shape[-2:])))
+        assert 0.0 <= float(truth.min()) and float(truth.max()) <= 1.0
+        return real_loss(recipe, out, truth, rgb, edge_weight, lovasz)
+
+    def forward(net, x, bf16):
+        seen.append(("input", tuple(x.shape[-2:])))
+        return real_forward(net, x, bf16)
+
+    monkeypatch.setattr(loop, "compute_loss", record)
+    monkeypatch.setattr(loop, "_forward", forward)
+    train(_cfg(synth, tmp_path / "hi", epochs=1, loss_size=64, edge_weight=2.0))
+    assert ("input", (32, 32)) in seen  # the model runs at --size ...
+    assert {s for s in seen if s[0] == "loss"} == {("loss", (64, 64), (64, 64))}  # scored at 64
+    monkeypatch.setattr(loop, "compute_loss", real_loss)
+    monkeypatch.setattr(loop, "_forward", real_forward)
+    assert load_model(tmp_path / "hi" / "best.pt")[1].input_size == (32, 32)
+    with pytest.raises(ValueError, match="--loss-size"):
+        train(_cfg(synth, tmp_path / "bad", loss_size=64, model="mmnet"))
+
+
 def test_size_option_takes_a_side_or_height_by_width():
     from segme.cli._options import parse_size
 

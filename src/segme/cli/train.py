@@ -63,6 +63,10 @@ def train(
         0.0, help="Extra BCE weight near the mask outline (seg losses); 0 = off."),
     lovasz: float = typer.Option(
         0.0, help="Weight of the Lovasz hinge, a surrogate of 1 - IoU (seg losses); 0 = off."),
+    loss_size: int = typer.Option(
+        0, help="Score the loss at this side (seg losses): crops made this large, the "
+        "model's logits upsampled bilinearly to them as evaluation upsamples alpha; 0 = at "
+        "--size."),
     init: Path = typer.Option(
         None, help="Start from these weights (.pt/.safetensors/float .onnx): fine-tuning, or "
         "adding a previous-frame plane (e.g. --model-arg in_channels=4)."),
@@ -104,7 +108,7 @@ def train(
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
         scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency,
-        edge_weight=edge_weight, lovasz=lovasz, init=str(init) if init else None,
+        edge_weight=edge_weight, lovasz=lovasz, loss_size=loss_size, init=str(init) if init else None,
         model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, bf16=bf16, progress=progress,
         teacher=str(teacher) if teacher else None, teacher_size=teacher_size, distill=distill,

@@ -71,6 +71,11 @@ class TrainConfig:
     consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
     edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
     lovasz: float = 0.0  # weight of the Lovasz hinge, an IoU surrogate (seg recipe); 0 = off
+    # score the loss at a larger side than the input (seg recipe): crops are made at least
+    # loss_size on their short side and the student's logits upsampled bilinearly to the
+    # crop, as the test protocol upsamples alpha to the photo's size, so the edge is placed
+    # between the model's pixels; 0 = at the input size
+    loss_size: int = 0
     init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
@@ -319,6 +324,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     card = model.card(hw)
     teacher = (_Teacher(cfg.teacher, cfg.teacher_size, cfg.bf16, cfg.channels_last)
                if cfg.teacher else None)
+    if cfg.loss_size < 0 or (cfg.loss_size and model.loss_recipe != "seg"):
+        raise ValueError(f"--loss-size {cfg.loss_size}: needs a positive side and a model "
+                         f"with the seg loss ({cfg.model} has {model.loss_recipe!r})")
     if cfg.init and not (cfg.resume and last_path.exists()):
         message = init_from(model, cfg.init)
         if main:
@@ -342,8 +350,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
-                          **{**ds_args, "size": _crop_shape(shapes[-1],
-                                                            teacher.side if teacher else 0)})
+                          **{**ds_args, "size": _crop_shape(
+                              shapes[-1], max(teacher.side if teacher else 0, cfg.loss_size))})
     sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
     steps_per_epoch = len(sampler) // cfg.batch
     val_loader = None
@@ -444,7 +452,15 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 x = _inputs(batch, cfg.channels_last)
                 outputs = _forward(net, x, cfg.bf16)
                 rgb = _rgb(batch, card.mean, card.std)
-                loss, parts = compute_loss(model.loss_recipe, outputs, batch["mask"], rgb,
+                if cfg.loss_size:
+                    truth = full["mask"]
+                    scored = {"logits": torch.nn.functional.interpolate(
+                        outputs["logits"], size=truth.shape[-2:], mode="bilinear",
+                        align_corners=False)}
+                    scored.update({k: v for k, v in outputs.items() if k not in scored})
+                else:
+                    truth, scored = batch["mask"], outputs
+                loss, parts = compute_loss(model.loss_recipe, scored, truth, rgb,
                                            cfg.edge_weight, cfg.lovasz)
                 if teacher is not None:
                     kd = consistency_loss(teacher.logits(full, card, shape), outputs["logits"])
