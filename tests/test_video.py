@@ -131,6 +131,36 @@ def test_phone_video_with_a_display_matrix_is_turned_upright(tmp_path, model):
         assert (frame.width, frame.height, frame.rotation) == (48, 64, 0)
 
 
+def test_variable_frame_rate_keeps_every_frames_time(tmp_path, model):
+    """A phone or screen recording slows down and speeds up: frames keep their times (so
+    the copied audio stays in step), not an even 1 / average rate."""
+    src = tmp_path / "vfr.mp4"
+    out = av.open(str(src), "w")
+    v = out.add_stream("libx264", rate=30)
+    v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+    v.codec_context.time_base = Fraction(1, 90000)
+    ticks = [3000 * i for i in range(12)] + [36000 + 9000 * i for i in range(6)]  # 30, then 10 fps
+    rng = np.random.default_rng(0)
+    for t in ticks:
+        frame = av.VideoFrame.from_ndarray(synthetic_pair(rng, 48, 64)[0], format="rgb24")
+        frame.pts, frame.time_base = t, Fraction(1, 90000)
+        for p in v.encode(frame):
+            out.mux(p)
+    for p in v.encode():
+        out.mux(p)
+    out.close()
+
+    def times(path):
+        with av.open(str(path)) as c:
+            t = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        return [round(x - t[0], 3) for x in t]
+
+    assert times(src) == [round(t / 90000, 3) for t in ticks]
+    proc = run("blur", src, "--out", tmp_path / "o", "--model", model)
+    assert proc.returncode == 0, proc.stderr
+    assert times(tmp_path / "o/vfr.mp4") == times(src)
+
+
 def test_bad_videos_give_one_line_and_no_output(tmp_path, model):
     audio_only = tmp_path / "voice.mp4"
     out = av.open(str(audio_only), "w")

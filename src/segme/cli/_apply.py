@@ -112,7 +112,7 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
 
 
 def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
-                    source: Path | None = None) -> tuple[Path, int]:
+                    source: Path | None = None, timing=None) -> tuple[Path, int]:
     """Write rendered frames to ``<stem>.mp4``, or ``<stem>.mov`` when they carry alpha
     (decided by the first frame); never over ``source``. Returns (file, frames written)."""
     import itertools
@@ -125,7 +125,8 @@ def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
     target = Path(f"{stem}{'.mov' if first.ndim == 3 and first.shape[2] == 4 else '.mp4'}")
     if source is not None and target.resolve() == source.resolve():
         raise ValueError(f"{source}: refusing to overwrite the input; choose another --out")
-    n = write_video(itertools.chain([first], stream), target, fps, audio_from=audio_from)
+    n = write_video(itertools.chain([first], stream), target, fps, audio_from=audio_from,
+                    timing=timing)
     return target, n
 
 
@@ -162,7 +163,8 @@ def apply_video(path: Path, out: Path, seg, render: Render, temporal: str = "non
                 bar.advance(task)
 
         target, n = _write_rendered(rendered(), out / path.stem, reader.fps,
-                                    path if reader.has_audio else None, source=path)
+                                    path if reader.has_audio else None, source=path,
+                                    timing=reader)
     print(f"wrote {n} frames at {float(reader.fps):.3g} fps to {target}"
           + (" with the audio track" if reader.has_audio else ""))
     return target

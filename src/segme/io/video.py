@@ -62,6 +62,10 @@ class VideoReader:
         self.fps = Fraction(rate) if rate else Fraction(25)
         self.frames = int(self._stream.frames or 0)
         self.has_audio = bool(self._container.streams.audio)
+        # presentation time of every frame yielded so far, in time_base units (None where
+        # the file has none): a writer given them keeps a variable frame rate's timing
+        self.time_base = self._stream.time_base
+        self.pts: list[int | None] = []
         # A phone records a portrait video as landscape frames plus a display matrix that
         # turns them upright (players honour it; PyAV's decoder does not). Frames are
         # turned here, so the model sees the person upright and the output, written
@@ -88,6 +92,7 @@ class VideoReader:
         frame, self._first = self._first, None
         while frame is not None:
             array = frame.to_ndarray(format="rgb24")
+            self.pts.append(frame.pts)
             k = _quarter_turns(frame)
             yield np.ascontiguousarray(np.rot90(array, k)) if k else array
             frame = self._decode_next()
@@ -119,13 +124,19 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 
 def write_video(
-    frames: Iterable[np.ndarray], path: str | Path, fps: Fraction, audio_from: Path | None = None
+    frames: Iterable[np.ndarray], path: str | Path, fps: Fraction, audio_from: Path | None = None,
+    timing: VideoReader | None = None,
 ) -> int:
     """Encode frames to ``path`` atomically; returns the number of frames written.
 
     ``.mp4``: H.264 (yuv420p, CRF 18, preset superfast) for RGB frames. ``.mov``: ProRes
     4444 with alpha for RGBA frames (cut-outs), H.264 otherwise. The audio stream of ``audio_from`` is copied
     without re-encoding. Nothing is left at ``path`` if encoding fails or no frame comes.
+
+    ``timing``: the reader the frames come from, one written frame per decoded one, in
+    order; each frame keeps its source's presentation time, so a variable frame rate (a
+    phone's, a screen recording's) stays in step with the copied audio. Without it, or
+    where the source's times are missing or not increasing, frames are spaced 1 / fps.
     """
     av = _av()
     path = Path(path)
@@ -146,6 +157,8 @@ def write_video(
                     if alpha and fmt != "mov":
                         raise VideoError(f"cannot write {path.name}: transparency needs .mov")
                     stream = _video_stream(out, fps, alpha, frame.shape)
+                    clock = _Clock(timing, fps)
+                    stream.codec_context.time_base = stream.time_base = clock.time_base
                     # every stream must exist before the first packet writes the header
                     if src is not None and src.streams.audio:
                         audio = out.add_stream_from_template(src.streams.audio[0])
@@ -153,7 +166,7 @@ def write_video(
                     frame = _even(frame)
                 vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame),
                                                 format="rgba" if alpha else "rgb24")
-                vf.pts = count
+                vf.pts = clock.pts(count)
                 for packet in stream.encode(vf):
                     out.mux(packet)
                 count += 1
@@ -172,6 +185,28 @@ def write_video(
             if src is not None:
                 src.close()
     return count
+
+
+class _Clock:
+    """Output presentation times: the source's (``timing.pts``, relative to its first
+    frame) while they are present and increasing, else frame index / fps from there on."""
+
+    def __init__(self, timing: VideoReader | None, fps: Fraction) -> None:
+        self.timing = timing
+        self.time_base = Fraction(timing.time_base) if timing is not None else 1 / Fraction(fps)
+        self.step = max(1, round(1 / (Fraction(fps) * self.time_base)))  # one frame, in ticks
+        self.last: int | None = None
+
+    def pts(self, index: int) -> int:
+        source = self.timing.pts if self.timing is not None else []
+        if index < len(source) and source[index] is not None and source[0] is not None:
+            t = source[index] - source[0]
+            if self.last is None or t > self.last:
+                self.last = t
+                return t
+            self.timing = None  # out of order or repeated: even spacing from here on
+        self.last = index * self.step if self.last is None else self.last + self.step
+        return self.last
 
 
 def _video_stream(out, fps: Fraction, alpha: bool, shape: tuple[int, ...]):
