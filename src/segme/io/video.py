@@ -192,6 +192,8 @@ class _Clock:
     frame) while they are present and increasing, else frame index / fps from there on."""
 
     def __init__(self, timing: VideoReader | None, fps: Fraction) -> None:
+        if timing is not None and not timing.time_base:
+            timing = None  # a stream without a time base: even spacing
         self.timing = timing
         self.time_base = Fraction(timing.time_base) if timing is not None else 1 / Fraction(fps)
         self.step = max(1, round(1 / (Fraction(fps) * self.time_base)))  # one frame, in ticks
