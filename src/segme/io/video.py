@@ -110,8 +110,7 @@ class VideoReader:
 def _quarter_turns(frame) -> int:
     """Counter-clockwise quarter turns that show ``frame`` upright (its display matrix's
     rotation, FFmpeg's convention, rounded to a multiple of 90 degrees); 0 without one."""
-    degrees = getattr(frame, "rotation", 0) or 0
-    return int(round(degrees / 90.0)) % 4
+    return int(round((frame.rotation or 0) / 90.0)) % 4
 
 
 def _even(frame: np.ndarray) -> np.ndarray:

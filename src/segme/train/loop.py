@@ -30,7 +30,7 @@ from segme.data.augment import _hw
 from segme.data.dataset import SegDataset
 from segme.models import create_model
 from segme.train.checkpoint import FORMAT, init_from, load_model, read_checkpoint, save_atomic
-from segme.train.losses import compute_loss, consistency_loss
+from segme.train.losses import compute_loss, consistency_loss, resize_to
 
 
 @dataclass
@@ -452,14 +452,10 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 x = _inputs(batch, cfg.channels_last)
                 outputs = _forward(net, x, cfg.bf16)
                 rgb = _rgb(batch, card.mean, card.std)
-                if cfg.loss_size:
+                truth, scored = batch["mask"], outputs
+                if cfg.loss_size:  # bilinear up to the crop, as evaluation upsamples alpha
                     truth = full["mask"]
-                    scored = {"logits": torch.nn.functional.interpolate(
-                        outputs["logits"], size=truth.shape[-2:], mode="bilinear",
-                        align_corners=False)}
-                    scored.update({k: v for k, v in outputs.items() if k not in scored})
-                else:
-                    truth, scored = batch["mask"], outputs
+                    scored = {**outputs, "logits": resize_to(outputs["logits"], truth)}
                 loss, parts = compute_loss(model.loss_recipe, scored, truth, rgb,
                                            cfg.edge_weight, cfg.lovasz)
                 if teacher is not None:
