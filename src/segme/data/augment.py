@@ -318,9 +318,12 @@ class SceneComposer:
 
     * a **collage** (``COLLAGE`` of the time): 2-3 whole training photos side by side at one
       height, each keeping its own background, the outer ones sometimes cut by the frame;
-    * a **stage** (``STAGE``): 1-3 people cut out along their masks and pasted at random
-      sizes (a person 30-100% of the frame's height) and places, some partly out of the
-      frame, onto a background photo of a random aspect from 3:4 to 16:9; needs backgrounds;
+    * a **stage** (``STAGE``): people cut out along their masks and pasted at random
+      sizes and places, some partly out of the frame, onto a background photo of a random
+      aspect from 3:4 to 16:9; needs backgrounds. A person's height is drawn from
+      ``min_height`` to the frame's (log-uniform); 1-3 people, or 1-6 when ``min_height``
+      lets them be small (street scenes and groups, where people are a twentieth of the
+      frame and many);
     * **nobody** (the rest): a background photo, or a person-free strip of the photo,
       with an empty mask.
 
@@ -334,16 +337,22 @@ class SceneComposer:
         backgrounds: compositor whose photos stages and empty frames use; ``None``: only
             collages and person-free strips.
         p: probability of replacing a sample.
+        min_height: smallest pasted person in a stage, as a fraction of the frame's height
+            (0.3: people as large as in a portrait; 0.05: distant pedestrians too).
     """
 
     COLLAGE, STAGE = 0.4, 0.45
 
     def __init__(self, load: Loader, count: int, height: int,
-                 backgrounds: BackgroundCompositor | None = None, p: float = 0.3) -> None:
+                 backgrounds: BackgroundCompositor | None = None, p: float = 0.3,
+                 min_height: float = 0.3) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"scenes must be a probability in [0, 1], got {p}")
+        if not 0.0 < min_height <= 1.0:
+            raise ValueError(f"the smallest person must be a fraction of the frame in (0, 1], "
+                             f"got {min_height}")
         self.load, self.count, self.height = load, int(count), int(height)
-        self.backgrounds, self.p = backgrounds, float(p)
+        self.backgrounds, self.p, self.min_height = backgrounds, float(p), float(min_height)
 
     def __call__(self, index: int, image: np.ndarray, mask: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -387,14 +396,20 @@ class SceneComposer:
         w = round(h * math.exp(rng.uniform(math.log(3 / 4), math.log(16 / 9))))
         canvas = self.backgrounds.random_crop(h, w, rng)
         alpha = np.zeros((h, w), np.float32)
-        n = 1 + int(rng.choice(3, p=[0.5, 0.3, 0.2]))
+        if self.min_height < 0.3:
+            n = 1 + int(rng.choice(6, p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.1]))
+        else:
+            n = 1 + int(rng.choice(3, p=[0.5, 0.3, 0.2]))
         for im, m in [(image, mask), *self._others(n - 1, rng)]:
             ys, xs = np.nonzero(m > 0.5)
             if ys.size == 0:
                 continue
             y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
             cut_below = y1 >= m.shape[0] - 1  # a bust: the photo cuts the person at its bottom
-            f = h * rng.uniform(0.3, 1.0) / (y1 - y0)
+            if self.min_height < 0.3:
+                f = h * math.exp(rng.uniform(math.log(self.min_height), 0.0)) / (y1 - y0)
+            else:
+                f = h * rng.uniform(self.min_height, 1.0) / (y1 - y0)
             im, m = im[y0:y1, x0:x1], m[y0:y1, x0:x1]
             ph, pw = max(1, round(im.shape[0] * f)), max(1, round(im.shape[1] * f))
             im, m = _resize(im, pw, ph), _resize(m, pw, ph)

@@ -57,6 +57,7 @@ class SegDataset(Dataset):
         scenes: probability of turning a training sample into a scene made of several
             (``SceneComposer``: collages, people pasted onto backgrounds at other sizes and
             framings, nobody at all).
+        scene_min_height: smallest person pasted into a scene, a fraction of its height.
         prior: add a simulated previous-frame alpha (``prior``) for 4-channel video models.
         consistency: add a texture-augmented copy (``image2``) for the consistency loss
             (train only).
@@ -94,6 +95,7 @@ class SegDataset(Dataset):
         backgrounds: str | Path | None = None,
         bg_prob: float = 0.3,
         scenes: float = 0.0,
+        scene_min_height: float = 0.3,
         prior: bool = False,
         consistency: bool = False,
         seed: int = 0,
@@ -130,7 +132,7 @@ class SegDataset(Dataset):
             )
             self.scenes = (  # SceneComposer refuses a probability outside [0, 1]
                 SceneComposer(self._load, len(self.pairs), self._cache_side, self.compositor,
-                              p=scenes)
+                              p=scenes, min_height=scene_min_height)
                 if scenes != 0
                 else None
             )

@@ -2,6 +2,7 @@
 
 from segme.models import (  # noqa: F401  (imported for their @register_model side effects)
     deeplabv3plus,
+    efficientnet_unet,
     mmnet,
     mnv3_unet,
     mobile_unet,

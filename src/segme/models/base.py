@@ -38,6 +38,15 @@ class SegModel(nn.Module):
         """Raw outputs (keys above); ``aux=False`` may skip training-only heads."""
         raise NotImplementedError
 
+    def load_pretrained(self) -> str:
+        """Load ImageNet weights into the encoder, in place; returns what was loaded.
+
+        Raises:
+            ValueError: the family has no pretrained weights.
+        """
+        raise ValueError(f"{getattr(self, 'arch', type(self).__name__)} has no ImageNet "
+                         f"weights; efficientnet_unet has (segme models list)")
+
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every output the losses use, auxiliary heads included."""
         return self.outputs(x, aux=True)

@@ -64,6 +64,9 @@ class TrainConfig:
     # probability of making a sample a scene of several photos (collage, people pasted at
     # other sizes and framings onto backgrounds, nobody): framings the portrait sets lack
     scenes: float = 0.0
+    # smallest person pasted into a scene, as a fraction of its height: 0.3 keeps people
+    # portrait-sized; 0.05 adds distant pedestrians and groups of up to six
+    scene_min_height: float = 0.3
     augment: str = "default"  # augmentation preset: light | default | strong
     # smallest crop area fraction; None = the preset's. Near 1 the crops frame people as the
     # whole-image test protocol does (a last fine-tune against the train/test size gap)
@@ -77,6 +80,9 @@ class TrainConfig:
     # between the model's pixels; 0 = at the input size
     loss_size: int = 0
     init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
+    # start the encoder from its ImageNet weights (families that have them, e.g.
+    # efficientnet_unet); applied before init, so init still wins where both are given
+    pretrained: bool = False
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
     resume: bool = False  # continue from out/last.pt
     save_every: int = 0  # also write last.pt every N steps inside an epoch; 0 = epoch ends
@@ -327,7 +333,12 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     if cfg.loss_size < 0 or (cfg.loss_size and model.loss_recipe != "seg"):
         raise ValueError(f"--loss-size {cfg.loss_size}: needs a positive side and a model "
                          f"with the seg loss ({cfg.model} has {model.loss_recipe!r})")
-    if cfg.init and not (cfg.resume and last_path.exists()):
+    fresh = not (cfg.resume and last_path.exists())
+    if cfg.pretrained and fresh:
+        message = model.load_pretrained()
+        if main:
+            print(message, flush=True)
+    if cfg.init and fresh:
         message = init_from(model, cfg.init)
         if main:
             print(message, flush=True)
@@ -348,7 +359,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     ds_args = dict(size=hw, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
-                          bg_prob=cfg.bg_prob, scenes=cfg.scenes, consistency=cfg.consistency > 0,
+                          bg_prob=cfg.bg_prob, scenes=cfg.scenes,
+                          scene_min_height=cfg.scene_min_height, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
                           **{**ds_args, "size": _crop_shape(
                               shapes[-1], max(teacher.side if teacher else 0, cfg.loss_size))})

@@ -1,0 +1,1 @@
+"""Encoders shared by the model families, with their ImageNet weights for training."""
