@@ -82,7 +82,7 @@ def test_eval_per_image_needs_a_csv_name(trained, tmp_path):
 
 
 def test_pseudo_labels_from_a_teacher_train_a_student(trained, tmp_path):
-    """The self-training recipe of docs/models.md: a teacher's soft masks for unlabelled
+    """The self-training recipe of src/segme/weights/README.md: a teacher's soft masks for unlabelled
     photos (`segme mask`, with test-time augmentation), beside the photos, as a second
     --data folder."""
     photos = trained / "data/val/images"

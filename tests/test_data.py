@@ -377,6 +377,33 @@ def test_dataset_with_scenes(synth, tmp_path):
         SegDataset(synth / "train", 32, True, MEAN, STD, scenes=1.5)
 
 
+def test_sources_with_bystanders_always_get_a_new_background(synth, tmp_path):
+    pytest.importorskip("torch")
+    from segme.data import SegDataset
+
+    (tmp_path / "bg").mkdir()
+    Image.new("RGB", (90, 60), (0, 255, 0)).save(tmp_path / "bg" / "green.png")
+
+    def background_green(ds) -> float:
+        """Share of background pixels that are the green photo's, over the set."""
+        share = []
+        for i in range(len(ds)):
+            item = ds[i]
+            rgb = item["image"].numpy() * np.asarray(STD)[:, None, None] + np.asarray(MEAN)[:, None, None]
+            bg = item["mask"][0].numpy() < 0.01
+            green = (rgb[1] > rgb[0] + 0.3) & (rgb[1] > rgb[2] + 0.3)  # after colour jitter
+            share.append(green[bg].mean())
+        return float(np.mean(share))
+
+    kwargs = dict(backgrounds=tmp_path / "bg", bg_prob=0.0, strength="light")
+    ds = SegDataset(synth / "train", 32, True, MEAN, STD, replace_background=["synth"], **kwargs)
+    assert background_green(ds) > 0.9  # every photo of that source put onto the green one
+    other = SegDataset(synth / "train", 32, True, MEAN, STD, replace_background=["ccp"], **kwargs)
+    assert background_green(other) < 0.05  # other sources keep their own (bg_prob 0)
+    with pytest.raises(ValueError, match="needs background photos"):
+        SegDataset(synth / "train", 32, True, MEAN, STD, replace_background=["synth"])
+
+
 def test_prior_range_and_empty_priors():
     _, mask = synthetic_pair(np.random.default_rng(3), 48, 36)
     priors = [simulate_prior(mask, np.random.default_rng(k)) for k in range(60)]

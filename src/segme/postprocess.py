@@ -10,7 +10,7 @@ Two ways back to the image's size (``UPSAMPLE``):
   applied to the full-resolution grey image. A model's blurry 224-pixel edge then follows
   the photo's own edges, only in the band where the model is unsure (+0.2 to 0.5 fg-IoU
   and +0.8 to 1.9 boundary IoU on ``portraits/val`` for every model tried, MediaPipe's
-  included; ``benchmarks/upsample.py``, docs/models.md), for about 3 ms at 800x600 and 8 ms
+  included; ``benchmarks/upsample.py``, docs/lab/models-history.md), for about 3 ms at 800x600 and 8 ms
   at 1280x720 in one thread (2.6 and 5.9 ms more than bilinear).
 """
 

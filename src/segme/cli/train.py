@@ -52,6 +52,10 @@ def train(
     scenes: float = typer.Option(
         0.0, help="Probability of making a sample a scene of several photos: collages, "
         "people pasted at other sizes and framings onto --backgrounds, nobody (0 = off)."),
+    replace_background: list[str] = typer.Option(
+        [], "--replace-background", help="A source (file-name prefix, e.g. ccp) whose photos "
+        "always get a new background from --backgrounds unless made into a scene: their own "
+        "backgrounds hold people the masks leave out (repeat for several)."),
     scene_min_height: float = typer.Option(
         0.3, help="Smallest person pasted into a scene, as a fraction of its height: 0.3 "
         "portrait-sized people; 0.05 distant pedestrians and groups of up to six."),
@@ -102,6 +106,8 @@ def train(
             raise FileNotFoundError(f"{what} folder not found: {folder}")
     if not 0.0 <= scenes <= 1.0:
         raise ValueError(f"--scenes must be a probability in [0, 1], got {scenes}")
+    if replace_background and backgrounds is None:
+        raise ValueError("--replace-background needs --backgrounds: the photos to put them on")
     if not 0.0 < scene_min_height <= 1.0:
         raise ValueError(f"--scene-min-height must be a fraction of the frame in (0, 1], "
                          f"got {scene_min_height}")
@@ -116,7 +122,8 @@ def train(
         out=str(out or Path("runs") / model), size=parse_size(size), epochs=epochs, batch=batch, lr=lr,
         weight_decay=weight_decay, schedule=schedule, ema=ema, workers=workers, seed=seed,
         backgrounds=str(backgrounds) if backgrounds else None, bg_prob=bg_prob, augment=augment,
-        scenes=scenes, scene_min_height=scene_min_height, scales=list(scales), min_scale=min_scale, consistency=consistency,
+        scenes=scenes, scene_min_height=scene_min_height,
+        replace_background=list(replace_background), scales=list(scales), min_scale=min_scale, consistency=consistency,
         edge_weight=edge_weight, lovasz=lovasz, loss_size=loss_size, init=str(init) if init else None,
         pretrained=pretrained, model_kwargs=parse_model_args(model_arg), resume=resume,
         save_every=save_every, threads=threads, channels_last=channels_last, bf16=bf16, progress=progress,

@@ -252,18 +252,21 @@ class BackgroundCompositor:
     def __len__(self) -> int:
         return len(self.backgrounds)
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Composite with probability ``p``.
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                 always: bool = False) -> np.ndarray:
+        """Composite with probability ``p`` (or always).
 
         Args:
             image: uint8 [H, W, 3] RGB.
             mask: float32 [H, W] in [0, 1], the person's alpha.
             rng: generator for this sample (all draws come from it).
+            always: composite whatever ``p`` says (a photo whose own background cannot be
+                trusted, e.g. one with bystanders its mask leaves out).
 
         Returns:
             uint8 [H, W, 3] RGB: the composite, or ``image`` itself when not applied.
         """
-        if rng.random() >= self.p:
+        if rng.random() >= self.p and not always:
             return image
         h, w = image.shape[:2]
         return _over(image, mask, self.random_crop(h, w, rng))

@@ -58,6 +58,10 @@ class SegDataset(Dataset):
             (``SceneComposer``: collages, people pasted onto backgrounds at other sizes and
             framings, nobody at all).
         scene_min_height: smallest person pasted into a scene, a fraction of its height.
+        replace_background: file-name prefixes (sources) whose photos are always put onto
+            one of ``backgrounds`` when they are not made into a scene: their own
+            backgrounds hold people the masks leave out (ccp's street bystanders), which
+            would teach the model that such people are background.
         prior: add a simulated previous-frame alpha (``prior``) for 4-channel video models.
         consistency: add a texture-augmented copy (``image2``) for the consistency loss
             (train only).
@@ -96,6 +100,7 @@ class SegDataset(Dataset):
         bg_prob: float = 0.3,
         scenes: float = 0.0,
         scene_min_height: float = 0.3,
+        replace_background: Sequence[str] = (),
         prior: bool = False,
         consistency: bool = False,
         seed: int = 0,
@@ -114,6 +119,9 @@ class SegDataset(Dataset):
         self.with_prior = bool(prior)
         self.consistency = bool(consistency) and self.train
         self.seed = int(seed)
+        self.replace_background = tuple(replace_background)
+        if self.replace_background and train and backgrounds is None:
+            raise ValueError("replacing the backgrounds of some sources needs background photos")
         self.epoch = 0
         mean_ = np.asarray(mean, np.float32).reshape(1, 1, 3)
         std_ = np.asarray(std, np.float32).reshape(1, 1, 3)
@@ -127,7 +135,8 @@ class SegDataset(Dataset):
             # with bg_prob 0 the photos still serve the scenes
             self.compositor = (
                 BackgroundCompositor(backgrounds, p=bg_prob, max_side=self._cache_side)
-                if backgrounds is not None and (bg_prob > 0 or scenes != 0)
+                if backgrounds is not None and (bg_prob > 0 or scenes != 0
+                                                or self.replace_background)
                 else None
             )
             self.scenes = (  # SceneComposer refuses a probability outside [0, 1]
@@ -201,10 +210,13 @@ class SegDataset(Dataset):
         def rng(stream: int) -> np.random.Generator:
             return np.random.default_rng(sample_seed(self.seed, epoch, index, stream))
 
+        own = image
         if self.scenes is not None:
             image, mask = self.scenes(index, image, mask, rng(STREAM_SCENE))
         if self.compositor is not None:
-            image = self.compositor(image, mask, rng(STREAM_BACKGROUND))
+            always = (image is own and bool(self.replace_background)
+                      and self.pairs[index].name.startswith(self.replace_background))
+            image = self.compositor(image, mask, rng(STREAM_BACKGROUND), always=always)
         if self.train:
             seed_transform(self.transform, sample_seed(self.seed, epoch, index, STREAM_AUGMENT))
         out = self.transform(image=image, mask=mask)

@@ -172,7 +172,7 @@ class AdditiveDecoder(nn.Module):
             1x1 conv; "none" (or False) no block. The full block has few MACs but five
             passes over the largest feature map, which CPUs pay for in memory traffic:
             without it the MobileNetV3 U-Net's call is about a fifth faster
-            (`docs/models.md`).
+            (`docs/lab/models-history.md`).
     """
 
     def __init__(self, channels: list[int], act: str = "relu", project: bool = False,

@@ -67,6 +67,9 @@ class TrainConfig:
     # smallest person pasted into a scene, as a fraction of its height: 0.3 keeps people
     # portrait-sized; 0.05 adds distant pedestrians and groups of up to six
     scene_min_height: float = 0.3
+    # sources (file-name prefixes) whose photos always get a new background from
+    # `backgrounds` unless made into a scene: their own hold people their masks leave out
+    replace_background: list[str] = field(default_factory=list)
     augment: str = "default"  # augmentation preset: light | default | strong
     # smallest crop area fraction; None = the preset's. Near 1 the crops frame people as the
     # whole-image test protocol does (a last fine-tune against the train/test size gap)
@@ -360,7 +363,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                    workers=max(1, cfg.workers))
     train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                           bg_prob=cfg.bg_prob, scenes=cfg.scenes,
-                          scene_min_height=cfg.scene_min_height, consistency=cfg.consistency > 0,
+                          scene_min_height=cfg.scene_min_height,
+                          replace_background=cfg.replace_background, consistency=cfg.consistency > 0,
                           strength=cfg.augment, min_scale=cfg.min_scale,
                           **{**ds_args, "size": _crop_shape(
                               shapes[-1], max(teacher.side if teacher else 0, cfg.loss_size))})
