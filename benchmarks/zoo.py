@@ -155,6 +155,8 @@ def main() -> None:
             a = r["results"][data]
             src = [f"{a[s]['fg_iou']:.2f}" if s in a else "-" for s in sources]
             name = r["arch"] + "".join(f" {k}={v}" for k, v in r["kwargs"].items())
+            if r["checkpoint"]:
+                name += f" ({r['checkpoint']})"
             macs = f"{r['macs'] / 1e6:.0f}" if r["macs"] else "-"
             ratio = f"{r['ratio_1t']:.2f} / {r['ratio_2t']:.2f}" if "ratio_1t" in r else "-"
             diff = "-" if r["parity"] is None else f"{r['parity']:.1e}"
