@@ -75,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
 
     rows = []
-    per_image: dict[str, list[dict]] = {}  # model label -> per-image metrics
+    per_image: dict[tuple[str, str], list[dict]] = {}  # (model, folder) -> per-image metrics
     for ckpt in args.checkpoints:
         model, card = load_model(ckpt)
         onnx_path = ckpt.with_suffix(".onnx")
@@ -86,9 +86,8 @@ def main() -> None:
         prof = profile(card.arch, (h, w), **card.arch_kwargs)
         res = {}
         for data in args.data:
-            per_image[f"{ckpt} on {data}"] = []
-            res[str(data)] = evaluate(onnx_path, data, threads=2, limit=args.limit,
-                                      progress=False, per_image=per_image[f"{ckpt} on {data}"])
+            res[str(data)] = evaluate(onnx_path, data, threads=2, limit=args.limit, progress=False,
+                                      per_image=per_image.setdefault((str(ckpt), str(data)), []))
         rows.append({"checkpoint": str(ckpt), "file": str(onnx_path), "arch": card.arch,
                      "kwargs": card.arch_kwargs, "size": prof["size"], "params": prof["params"],
                      "macs": prof["macs"], "parity": diff, "results": res, "runtime": "onnx"})
@@ -102,10 +101,9 @@ def main() -> None:
     if args.mediapipe:
         res = {}
         for data in args.data:
-            per_image[f"MediaPipe on {data}"] = []
             res[str(data)] = evaluate(mediapipe_backend(args.mediapipe, 2), data,
                                       limit=args.limit, progress=False,
-                                      per_image=per_image[f"MediaPipe on {data}"])
+                                      per_image=per_image.setdefault(("MediaPipe", str(data)), []))
         rows.append({"checkpoint": None, "file": str(args.mediapipe), "size": 256,
                      "arch": "MediaPipe selfie (general)", "kwargs": {}, "params": None,
                      "macs": None, "parity": None, "results": res, "runtime": "litert",
@@ -176,27 +174,28 @@ def main() -> None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")
 
 
-def write_per_image(path: Path, per_image: dict[str, list[dict]], margin: float = 5.0) -> None:
-    """One CSV row per model and image (its fg-IoU), then print, per model and source, how
-    many photos it scores ``margin`` points below / above MediaPipe on the same folder:
-    whether a gap is a few bad photos or a little everywhere. Keys: "<model> on <folder>"."""
-    write_csv_atomic(path, [{"model": k, "name": r["name"], "source": r["source"],
-                             "fg_iou": r["fg_iou"]} for k, rs in per_image.items() for r in rs])
-    labels = list(per_image)
-    refs = {k.split(" on ", 1)[1]: v for k, v in per_image.items() if k.startswith("MediaPipe on ")}
-    if not refs:
+def write_per_image(path: Path, per_image: dict[tuple[str, str], list[dict]],
+                    margin: float = 5.0) -> None:
+    """One CSV row per model, folder and image (its fg-IoU), then print, per model and
+    source, how many photos it scores ``margin`` points below / above MediaPipe on the same
+    folder: whether a gap is a few bad photos or a little everywhere."""
+    write_csv_atomic(path, [{"model": m, "set": d, "name": r["name"], "source": r["source"],
+                             "fg_iou": r["fg_iou"]} for (m, d), rs in per_image.items() for r in rs])
+    if not any(m == "MediaPipe" for m, _ in per_image):
         return
-    print(f"\n| model | source | photos | >= {margin:g} points below MediaPipe "
+    print(f"\n| model | set | source | photos | >= {margin:g} points below MediaPipe "
           f"| >= {margin:g} points above | median difference |")
-    print("|---|---|---|---|---|---|")
-    for k in (k for k in labels if not k.startswith("MediaPipe on ")):
-        ref = refs[k.split(" on ", 1)[1]]
-        src = np.array([r["source"] for r in per_image[k]])
-        diff = np.array([a["fg_iou"] - b["fg_iou"] for a, b in zip(per_image[k], ref, strict=True)])
+    print("|---|---|---|---|---|---|---|")
+    for (m, d), rows in per_image.items():
+        if m == "MediaPipe":
+            continue
+        ref = per_image[("MediaPipe", d)]
+        src = np.array([r["source"] for r in rows])
+        diff = np.array([a["fg_iou"] - b["fg_iou"] for a, b in zip(rows, ref, strict=True)])
         for s in sorted(set(src)):
-            d = diff[src == s]
-            print(f"| {k} | {s} | {len(d)} | {(d <= -margin).sum()} | {(d >= margin).sum()} | "
-                  f"{np.median(d):+.2f} |")
+            e = diff[src == s]
+            print(f"| {m} | {d} | {s} | {len(e)} | {(e <= -margin).sum()} | {(e >= margin).sum()} "
+                  f"| {np.median(e):+.2f} |")
 
 
 if __name__ == "__main__":

@@ -300,6 +300,8 @@ def test_scenes_keep_the_mask_on_the_person(scene_parts, kind):
 
 
 def test_small_people_scenes_paste_distant_people_and_groups(scene_parts):
+    import cv2
+
     photos, backgrounds = scene_parts
     composer = _composer(photos, backgrounds, "stage")
     composer.height = 400  # room for a person a twentieth of the frame
@@ -311,7 +313,6 @@ def test_small_people_scenes_paste_distant_people_and_groups(scene_parts):
             rows = np.flatnonzero((mask > 0.5).any(1))
             if small == 0.05 and rows.size:
                 heights.append(rows.size / mask.shape[0])
-            import cv2
             n = cv2.connectedComponents((mask > 0.5).astype(np.uint8))[0] - 1
             counts.append((small, n))
     assert min(heights) < 0.15  # people far smaller than the portrait sets' ever are

@@ -345,10 +345,14 @@ class SceneComposer:
     """
 
     COLLAGE, STAGE = 0.4, 0.45
+    # people at least this tall (a fraction of the frame) are portrait-sized: a stage of them
+    # holds 1-3, drawn uniformly in height; below it, distant people come in crowds (1-6) and
+    # their heights are drawn log-uniformly so that every scale is seen as often
+    PORTRAIT_HEIGHT = 0.3
 
     def __init__(self, load: Loader, count: int, height: int,
                  backgrounds: BackgroundCompositor | None = None, p: float = 0.3,
-                 min_height: float = 0.3) -> None:
+                 min_height: float = PORTRAIT_HEIGHT) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"scenes must be a probability in [0, 1], got {p}")
         if not 0.0 < min_height <= 1.0:
@@ -399,7 +403,8 @@ class SceneComposer:
         w = round(h * math.exp(rng.uniform(math.log(3 / 4), math.log(16 / 9))))
         canvas = self.backgrounds.random_crop(h, w, rng)
         alpha = np.zeros((h, w), np.float32)
-        if self.min_height < 0.3:
+        crowd = self.min_height < self.PORTRAIT_HEIGHT
+        if crowd:
             n = 1 + int(rng.choice(6, p=[0.3, 0.2, 0.15, 0.15, 0.1, 0.1]))
         else:
             n = 1 + int(rng.choice(3, p=[0.5, 0.3, 0.2]))
@@ -409,7 +414,7 @@ class SceneComposer:
                 continue
             y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
             cut_below = y1 >= m.shape[0] - 1  # a bust: the photo cuts the person at its bottom
-            if self.min_height < 0.3:
+            if crowd:
                 f = h * math.exp(rng.uniform(math.log(self.min_height), 0.0)) / (y1 - y0)
             else:
                 f = h * rng.uniform(self.min_height, 1.0) / (y1 - y0)
