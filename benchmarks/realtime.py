@@ -41,8 +41,8 @@ from segme.temporal import DEFAULT_VIDEO_METHOD
 
 GREEN = (0, 177, 64)
 RENDER = {
-    "replace": lambda frame, alpha, _: (effects.replace_background(frame, alpha, GREEN), ".mp4"),
-    "blur": lambda frame, alpha, _: (effects.blur_background(frame, alpha), ".mp4"),
+    "replace": lambda frame, alpha, _: effects.replace_background(frame, alpha, GREEN),
+    "blur": lambda frame, alpha, _: effects.blur_background(frame, alpha),
 }
 VERB_ARGS = {"replace": ["--bg", "#00b140"], "blur": []}
 
@@ -51,7 +51,7 @@ def sequential(video: Path, out: Path, seg: Segmenter, verb: str) -> float:
     """The reference: every stage of every frame in turn, one thread. Returns seconds."""
     t0 = time.perf_counter()
     with VideoReader(video) as reader:
-        frames = (RENDER[verb](f, seg(f), video)[0] for f in reader)
+        frames = (RENDER[verb](f, seg(f), video) for f in reader)
         write_video(frames, out, reader.fps, audio_from=video if reader.has_audio else None)
     return time.perf_counter() - t0
 

@@ -49,6 +49,7 @@ from zoo import mediapipe_backend
 from segme.data.augment import free_runs
 from segme.data.folders import find_pairs, load_pair
 from segme.evaluate.metrics import MetricAccumulator
+from segme.evaluate.run import spread
 from segme.runtime import load_backend
 from segme.segmenter import predict
 
@@ -146,7 +147,7 @@ def main() -> None:
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
     ap.add_argument("--conditions", default=",".join([*CONDITIONS, "empty"]),
                     help="comma-separated, from: " + ", ".join([*CONDITIONS, "empty"]))
-    ap.add_argument("--limit", type=int, help="only the first N pairs (quick checks)")
+    ap.add_argument("--limit", type=int, help="only N pairs, spread over the sources (quick checks)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     args = ap.parse_args()
@@ -160,7 +161,7 @@ def main() -> None:
         backends["MediaPipe"] = mediapipe_backend(args.mediapipe, args.threads)
     if not backends:
         ap.error("give at least one model or --mediapipe")
-    pairs = find_pairs(args.data)[: args.limit]
+    pairs = spread(find_pairs(args.data), args.limit)
 
     results: dict[str, dict[str, dict]] = {m: {} for m in backends}
     for cond in names:

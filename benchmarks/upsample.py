@@ -79,7 +79,8 @@ def main() -> None:
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
     ap.add_argument("--threads", type=int, default=2, help="model threads while scoring")
     ap.add_argument("--runs", type=int, default=200, help="timed calls per size and mode")
-    ap.add_argument("--limit", type=int, help="score only the first N pairs (quick checks)")
+    ap.add_argument("--limit", type=int,
+                    help="score only N pairs, spread over the sources (quick checks)")
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     args = ap.parse_args()
 

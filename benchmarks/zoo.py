@@ -65,7 +65,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=400, help="timed calls per model and threads")
     ap.add_argument("--json", type=Path, help="also write all numbers here")
     ap.add_argument("--mediapipe", type=Path, help="MediaPipe selfie_segmentation.tflite")
-    ap.add_argument("--limit", type=int, help="score only the first N pairs (quick checks)")
+    ap.add_argument("--limit", type=int,
+                    help="score only N pairs, spread over the sources (quick checks)")
     ap.add_argument("--per-image", type=Path,
                     help="also write each image's fg-IoU under every model to this CSV and "
                     "count, per source, the photos where a model is 5 points below or above "

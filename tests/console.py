@@ -13,8 +13,9 @@ SEGME = shutil.which("segme", path=os.path.dirname(sys.executable)) or shutil.wh
 needs_cli = pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
 
 
-def run(*args, ok=True):
-    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600)
+def run(*args, ok=True, env=None):
+    proc = subprocess.run([SEGME, *map(str, args)], capture_output=True, text=True, timeout=600,
+                          env=env)
     if ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
     return proc

@@ -74,6 +74,39 @@ def test_eval_per_image_lists_the_worst_photos_first(trained):
         json.loads((trained / "pi/one.json").read_text())["all"]["fg_iou"], abs=1e-4)
 
 
+def test_eval_limit_takes_pairs_from_every_source(tmp_path):
+    from segme.segmenter import DEFAULT_MODEL
+
+    data = tmp_path / "val"
+    for sub in ("images", "masks"):
+        (data / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"{s}_{i}" for s in "ab" for i in range(1, 6)]:
+        Image.fromarray(rng.integers(0, 256, (24, 16, 3), np.uint8)).save(
+            data / "images" / f"{name}.png")
+        Image.fromarray(np.zeros((24, 16), np.uint8)).save(data / "masks" / f"{name}.png")
+    run("eval", "--model", DEFAULT_MODEL, "--data", data, "--limit", 4, "--per-image",
+        tmp_path / "pi.csv", "--json", tmp_path / "res.json")
+    rows = (tmp_path / "pi.csv").read_text().splitlines()[1:]
+    assert sorted(r.split(",")[0] for r in rows) == ["a_1", "a_2", "b_1", "b_2"]
+    res = json.loads((tmp_path / "res.json").read_text())
+    assert res["a"]["images"] == res["b"]["images"] == 2 and res["all"]["images"] == 4
+    assert_clean_error(run("eval", "--model", DEFAULT_MODEL, "--data", data, "--limit", 0,
+                           ok=False), "limit must be at least 1")
+
+
+def test_eval_limit_spreads_round_robin_and_keeps_the_set_order():
+    from segme.data.folders import Pair
+    from segme.evaluate.run import spread
+
+    pairs = [Pair(n, None, None) for n in
+             ["a_1", "a_2", "a_3", "a_4", "a_5", "b_1", "c_1", "c_2", "c_3"]]
+    names = [p.name for p in spread(pairs, 6)]  # b has one pair: a and c share the rest
+    assert names == ["a_1", "a_2", "a_3", "b_1", "c_1", "c_2"]
+    assert [p.name for p in spread(pairs, 3)] == ["a_1", "b_1", "c_1"]
+    assert spread(pairs, None) == spread(pairs, 99) == pairs
+
+
 def test_eval_per_image_needs_a_csv_name(trained, tmp_path):
     assert_clean_error(run("eval", "--model", trained / "run/best.pt", "--data",
                            trained / "data/val", "--per-image", tmp_path / "x.txt", ok=False),

@@ -94,6 +94,32 @@ def test_upsample_mode_reaches_images_batches_and_streams(tiny_onnx):
         Segmenter(tiny_onnx, upsample="cubic")
 
 
+def test_bgr_arrays_with_channels_bgr_give_the_rgb_alphas(tmp_path):
+    from segme import Segmenter
+    from segme.data.synthetic import synthetic_pair
+
+    rgb, _ = synthetic_pair(np.random.default_rng(4), 120, 96)  # a coloured portrait
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    seg, seg_bgr = Segmenter(threads=1), Segmenter(threads=1, channels="bgr")  # shipped model
+    ref = seg(rgb)
+    np.testing.assert_array_equal(seg_bgr(bgr), ref)
+    np.testing.assert_array_equal(seg_bgr(np.dstack([bgr, bgr[:, :, :1]])), ref)  # BGRA
+    np.testing.assert_array_equal(seg_bgr(tmp_path / "photo.png"), ref)  # files stay RGB
+    np.testing.assert_array_equal(seg_bgr(Image.fromarray(rgb)), ref)  # so do PIL images
+    assert np.abs(seg(bgr) - ref).max() > 1e-3  # the flag matters: BGR read as RGB differs
+    for a, b in zip(seg_bgr.batch([bgr, bgr[:60]]), seg.batch([rgb, rgb[:60]]), strict=True):
+        np.testing.assert_array_equal(a, b)
+    streamed = list(seg.stream([rgb, rgb], temporal="ema"))
+    np.testing.assert_array_equal(list(seg_bgr.stream([bgr, bgr], temporal="ema")), streamed)
+    st = seg_bgr.streamer(temporal="ema")
+    pairs = st.push(bgr) + st.push(bgr) + st.flush()
+    assert all(frame is bgr for frame, _ in pairs)  # frames come back as pushed
+    np.testing.assert_array_equal([a for _, a in pairs], streamed)
+    with pytest.raises(ValueError, match="channels must be 'rgb' or 'bgr'.*got 'BGR'"):
+        Segmenter(channels="BGR")
+
+
 def test_built_in_models_open_by_name():
     from segme import Segmenter
     from segme.runtime import resolve_model

@@ -459,6 +459,22 @@ def test_index_page_with_and_without_static_folder(tiny_onnx, tmp_path, client):
         assert c.get("/static/%2e%2e/secret.txt").status_code == 404
 
 
+def test_docs_page_loads_nothing_from_other_hosts(client):
+    html = client.get("/docs")
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    assert not re.search(r"(https?:)?//", html.text), "the page names another host"
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html.text)
+    assert {a.rsplit(".", 1)[-1] for a in assets} >= {"js", "css"}, assets
+    for url in assets:  # the script, the style and the icon all come from this server
+        res = client.get(url)
+        assert res.status_code == 200 and res.content, url
+    assert any("SwaggerUIBundle" in client.get(a).text for a in assets if a.endswith(".js"))
+    spec = re.search(r"url: '(/[^']+)'", html.text).group(1)  # what the page renders
+    paths = client.get(spec).json()["paths"]
+    assert {"/v1/cutout", "/v1/mask", "/v1/replace", "/v1/blur", "/healthz"} <= set(paths)
+    assert client.get("/redoc").status_code == 404  # ReDoc would fetch its logo from a CDN
+
+
 # the real server ---------------------------------------------------------------------------
 
 @pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")

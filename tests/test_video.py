@@ -204,7 +204,7 @@ def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
         seen.append(alpha.shape)
         if len(seen) == 10:
             os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C mid-stream
-        return frame, ".png"
+        return frame
 
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, Python's own otherwise
     target = apply_camera(camera, tmp_path / "live", Segmenter(model), render)

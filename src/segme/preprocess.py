@@ -13,6 +13,20 @@ import numpy as np
 
 from segme.cards import ModelCard
 
+CHANNELS = ("rgb", "bgr")  # colour orders a caller's arrays may come in; OpenCV's is bgr
+
+
+def check_channels(channels: str) -> str:
+    if channels not in CHANNELS:
+        raise ValueError(f"channels must be 'rgb' or 'bgr' (the colour order of your image "
+                         f"arrays; OpenCV's is bgr), got {channels!r}")
+    return channels
+
+
+def to_rgb(image: np.ndarray, channels: str) -> np.ndarray:
+    """uint8 [H, W, 3] in ``channels`` order -> uint8 [H, W, 3] RGB (a new array for bgr)."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if channels == "bgr" else image
+
 
 @dataclass(frozen=True)
 class Meta:

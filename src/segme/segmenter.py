@@ -3,6 +3,7 @@
     from segme import Segmenter
     seg = Segmenter.from_file("model.onnx", threads=2)
     alpha = seg("photo.jpg")  # float32 [H, W] in [0, 1] at the photo's size
+    alpha = Segmenter(channels="bgr")(cv2.imread("photo.jpg"))  # OpenCV's arrays are BGR
     for alpha in seg.stream(frames, temporal="ofd+ema"):  # video: one alpha per frame
         ...
 """
@@ -18,7 +19,7 @@ import numpy as np
 from segme.cards import ModelCard
 from segme.io.images import as_rgb
 from segme.postprocess import DEFAULT_UPSAMPLE, DEFAULT_VIDEO_UPSAMPLE, check_upsample, restore
-from segme.preprocess import prepare
+from segme.preprocess import check_channels, prepare, to_rgb
 from segme.runtime import WEIGHTS, load_backend
 from segme.temporal import CUT_THRESHOLD, Stream, stream_pairs
 
@@ -123,10 +124,18 @@ class Segmenter:
             the image as the guide) or ``bilinear`` (the evaluation protocol's), for images
             and streams alike; None: guided for images and bilinear for streams, which keeps
             720p video real time (``segme.postprocess``).
+        channels: colour order of image arrays given to every method, ``rgb`` or ``bgr``
+            (OpenCV's ``imread`` and ``VideoCapture``). Paths and PIL images are always read
+            as RGB; only numpy arrays are swapped.
+
+    Raises:
+        ValueError: ``channels``, ``upsample`` or ``tta`` is not one of the names above.
     """
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
-                 tta: TTA | str | None = None, upsample: str | None = None) -> None:
+                 tta: TTA | str | None = None, upsample: str | None = None,
+                 channels: str = "rgb") -> None:
+        self.channels = check_channels(channels)
         self.upsample = check_upsample(upsample or DEFAULT_UPSAMPLE)  # images
         self.stream_upsample = check_upsample(upsample or DEFAULT_VIDEO_UPSAMPLE)
         if model is None:
@@ -142,33 +151,41 @@ class Segmenter:
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None,
-                  upsample: str | None = None) -> Segmenter:
-        return cls(path, threads, upsample=upsample)
+                  upsample: str | None = None, channels: str = "rgb") -> Segmenter:
+        return cls(path, threads, upsample=upsample, channels=channels)
+
+    def _rgb(self, image) -> np.ndarray:
+        """uint8 [H, W, 3] RGB of any input; ``channels`` applies to numpy arrays only."""
+        rgb = as_rgb(image)
+        return to_rgb(rgb, self.channels) if isinstance(image, np.ndarray) else rgb
 
     def __call__(self, image) -> np.ndarray:
         """Alpha of one image.
 
         Args:
-            image: path, PIL image or array (uint8/uint16/float RGB, RGBA or gray).
+            image: path, PIL image or array (uint8/uint16/float RGB, RGBA or gray; BGR or
+                BGRA with ``channels="bgr"``).
 
         Returns:
             float32 [H, W] in [0, 1], the person's alpha at the image's own size.
         """
-        return predict(self.backend, as_rgb(image), self.tta, self.upsample)
+        return predict(self.backend, self._rgb(image), self.tta, self.upsample)
 
     def streamer(self, temporal: str = "none", cut_threshold: float | None = CUT_THRESHOLD
                  ) -> Stream:
-        """A new video stream with its own state (see ``segme.temporal``): push frames,
-        get (frame, alpha) pairs back in order."""
+        """A new video stream with its own state (see ``segme.temporal``): push uint8
+        [H, W, 3] frames in ``channels`` order, get (frame, alpha) pairs back in order, each
+        frame as pushed."""
         return Stream(self.backend.run, self.card, temporal, cut_threshold,
-                      self.stream_upsample)
+                      self.stream_upsample, self.channels)
 
     def stream(self, frames: Iterable, temporal: str = "none",
                cut_threshold: float | None = CUT_THRESHOLD) -> Iterator[np.ndarray]:
         """Alphas of a video's frames, one per frame, in order, with temporal filtering.
 
         Args:
-            frames: uint8 [H, W, 3] RGB frames (or anything ``as_rgb`` takes), in order.
+            frames: uint8 [H, W, 3] frames in ``channels`` order (or anything ``__call__``
+                takes), in order.
             temporal: ``none``, ``ema``, ``flow``, ``ofd``, ``prior`` or a ``+`` chain (see
                 ``segme.temporal``). ``ofd`` holds one frame back: the alpha of frame t is
                 yielded after frame t+1 was read (and the last one at the end).
@@ -177,8 +194,9 @@ class Segmenter:
         Yields:
             float32 [H, W] in [0, 1] per frame. Every call has independent state.
         """
-        st = self.streamer(temporal, cut_threshold)
-        for _, alpha in stream_pairs(st, (as_rgb(f) for f in frames)):
+        st = Stream(self.backend.run, self.card, temporal, cut_threshold,
+                    self.stream_upsample)  # RGB: _rgb has converted each frame
+        for _, alpha in stream_pairs(st, (self._rgb(f) for f in frames)):
             yield alpha
 
     def batch(self, images: Iterable, batch_size: int = 8) -> list[np.ndarray]:
@@ -196,7 +214,7 @@ class Segmenter:
             pending.clear()
 
         for image in images:
-            rgb = as_rgb(image)
+            rgb = self._rgb(image)
             pending.append((*prepare(rgb, self.card), rgb))
             if len(pending) == batch_size:
                 flush()

@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from segme.postprocess import check_upsample, restore
-from segme.preprocess import Meta, prepare
+from segme.preprocess import Meta, check_channels, prepare, to_rgb
 
 METHODS = ("none", "ema", "flow", "ofd", "prior")
 DEFAULT_VIDEO_METHOD = "ema"  # what the CLI uses for videos and cameras (docs/video.md)
@@ -77,7 +77,8 @@ def thumbnail(grey: np.ndarray) -> np.ndarray:
 
 @dataclass
 class _Item:
-    frame: np.ndarray  # uint8 [H, W, 3] RGB, as pushed
+    frame: np.ndarray  # uint8 [H, W, 3], as pushed
+    rgb: np.ndarray  # the frame in RGB order (the frame itself unless pushed as BGR)
     meta: Meta
     alpha: np.ndarray  # float32 [h, w] at the model's input size
     grey: np.ndarray  # float32 [h, w] in [0, 1], the frame as the model saw it
@@ -165,17 +166,20 @@ class Stream:
             starts a new scene; None disables cut detection.
         upsample: ``bilinear`` or ``guided`` (``segme.postprocess``): how each filtered
             model-size alpha reaches its frame's size.
+        channels: colour order of the pushed frames, ``rgb`` or ``bgr`` (OpenCV's).
 
     ``push(frame)`` returns the (frame, alpha) pairs that are ready, oldest first: with
-    ``ofd`` that is the previous frame, else the frame itself. ``flush()`` returns what is
-    still held at the end. Alphas are float32 [H, W] in [0, 1] at each frame's size.
+    ``ofd`` that is the previous frame, else the frame itself (as pushed, in its own colour
+    order). ``flush()`` returns what is still held at the end. Alphas are float32 [H, W] in
+    [0, 1] at each frame's size.
     """
 
     def __init__(self, run: Callable[[np.ndarray], np.ndarray], card, method: str = "none",
-                 cut_threshold: float | None = CUT_THRESHOLD, upsample: str = "bilinear"
-                 ) -> None:
+                 cut_threshold: float | None = CUT_THRESHOLD, upsample: str = "bilinear",
+                 channels: str = "rgb") -> None:
         self.run, self.card = run, card
         self.guided = check_upsample(upsample) == "guided"
+        self.channels = check_channels(channels)
         self.methods = parse_method(method, card)
         self.use_prior = "prior" in self.methods
         make = {"ema": _Ema, "flow": lambda: _Ema(flow=True), "ofd": _Ofd}
@@ -195,8 +199,9 @@ class Stream:
         return out
 
     def push(self, frame: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Add the next uint8 [H, W, 3] RGB frame; returns the pairs now ready."""
-        x, meta = prepare(frame, self.card)  # the prior plane, if any, is zeros for now
+        """Add the next uint8 [H, W, 3] frame (``channels`` order); returns the pairs now ready."""
+        rgb = to_rgb(frame, self.channels)
+        x, meta = prepare(rgb, self.card)  # the prior plane, if any, is zeros for now
         grey = _grey(x, self.card)
         thumb = thumbnail(grey)  # from the model-size image: no second pass over the frame
         out = []
@@ -213,7 +218,7 @@ class Stream:
         alpha = np.asarray(self.run(x), np.float32).reshape(x.shape[-2:])
         if self.use_prior:
             self._prior = alpha
-        items = [_Item(frame, meta, alpha, grey)]
+        items = [_Item(frame, rgb, meta, alpha, grey)]
         for f in self.filters:
             items = [o for i in items for o in f(i)]
         return out + [self._restore(i) for i in items]
@@ -229,7 +234,7 @@ class Stream:
         return [self._restore(i) for i in items]
 
     def _restore(self, item: _Item) -> tuple[np.ndarray, np.ndarray]:
-        return item.frame, restore(item.alpha, item.meta, item.frame if self.guided else None)
+        return item.frame, restore(item.alpha, item.meta, item.rgb if self.guided else None)
 
 
 def _grey(x: np.ndarray, card) -> np.ndarray:

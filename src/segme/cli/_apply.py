@@ -1,15 +1,17 @@
 """What the verbs (mask, cutout, replace, blur) share: sources in, files out.
 
-A verb supplies ``render(image, alpha, path) -> (array, suffix)``; this module expands the
-source, runs the model, writes ``<out>/<stem><suffix>`` atomically, never over an input, in
-parallel, with a progress bar, and reports unreadable files at the end. A video source is
-rendered frame by frame into ``<out>/<stem>.mp4`` (``.mov`` with alpha for RGBA output),
-frame rate and audio kept.
+A verb supplies ``render(image, alpha, path) -> array`` and the suffix of its image outputs;
+this module expands the sources, runs the model, writes ``<out>/<stem><suffix>`` (or the one
+file ``-o`` names, or standard output) atomically, never over an input, in parallel, with a
+progress bar, and reports unreadable files at the end. A video source is rendered frame by
+frame into ``<out>/<stem>.mp4`` (``.mov`` with alpha for RGBA output), frame rate and audio
+kept.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,78 +20,190 @@ from pathlib import Path
 
 import numpy as np
 
-Render = Callable[[np.ndarray, np.ndarray, Path], tuple[np.ndarray, str]]
+from segme.io.sources import ImageInput
+
+Render = Callable[[np.ndarray, np.ndarray, Path], np.ndarray]
+# the input's suffix ("" when unknown) -> the output's
+Suffix = Callable[[str], str]
+# what an output file may be called, by what it holds
+IMAGE_OUT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+TRANSPARENT_IMAGE_OUT = (".png", ".webp", ".tif", ".tiff")
+VIDEO_OUT = (".mp4", ".mov")
 
 
-def same_suffix(path: Path) -> str:
+def same_suffix(suffix: str) -> str:
     """Keep the input's format for opaque outputs where it can hold RGB; else PNG."""
-    s = path.suffix.lower()
+    s = suffix.lower()
     return s if s in (".jpg", ".jpeg", ".png", ".webp") else ".png"
 
 
-def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs: int,
-          render: Render, duration: float | None = None, temporal: str | None = None,
-          tta: str | None = None, upsample: str | None = None) -> None:
-    """Run ``render`` on every image of ``source``; exit code 1 if any file was skipped.
+def png(suffix: str) -> str:
+    return ".png"
 
-    ``temporal`` (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and
-    cameras only, ``tta`` (``segme.segmenter.TTA``) to images only; ``upsample``
-    (``segme.postprocess``; None: guided for images, bilinear for videos and cameras) to
-    all."""
-    from rich.progress import Progress
 
+def file_target(out: str) -> Path | None:
+    """``--out`` read as one file's name: it has a file extension (``result.png``, not
+    ``runs.v2``), is not an existing folder and does not end with a path separator."""
+    if out.endswith(("/", os.sep)) or Path(out).is_dir():
+        return None
+    suffix = Path(out).suffix.lower()
+    if suffix in IMAGE_OUT + VIDEO_OUT or re.fullmatch(r"\.[a-z]{2,4}", suffix):
+        return Path(out)
+    return None
+
+
+def check_target(target: Path, video: bool, transparent: bool) -> None:
+    """Refuse an output file name whose format cannot hold what the verb writes."""
+    suffix = target.suffix.lower()
+    if video:
+        allowed = (".mov",) if transparent else VIDEO_OUT
+        what = "a video with transparency" if transparent else "a video"
+    else:
+        allowed = TRANSPARENT_IMAGE_OUT if transparent else IMAGE_OUT
+        what = "an image with transparency" if transparent else "an image"
+    if suffix not in allowed:
+        raise ValueError(f"cannot write {what} to {target.name}: use {', '.join(allowed)}")
+
+
+def plan_targets(inputs: list[ImageInput], folder: Path, suffix: Suffix,
+                 notes: list[str]) -> dict[ImageInput, Path]:
+    """Where each image's output goes inside ``folder`` (``rel`` + the verb's suffix).
+
+    Files that are this run's own outputs (a re-run into the input folder) are not inputs;
+    inputs that would write the same name (``a.jpg`` and ``a.png``) both keep their whole
+    name (``a.jpg.png``, ``a.png.png``), numbered if that still clashes."""
+    targets = {i: folder / i.rel.parent / f"{i.rel.name}{suffix(i.suffix)}" for i in inputs}
+    producers: dict[Path, list[ImageInput]] = {}
+    for i, t in targets.items():
+        producers.setdefault(t.resolve(), []).append(i)
+    earlier = [i for i in targets if i.path is not None
+               and any(j is not i for j in producers.get(i.path.resolve(), []))]
+    for i in earlier:
+        del targets[i]
+    if earlier:
+        notes.append(f"{len(earlier)} file(s) that this run writes (earlier outputs) not "
+                     "read as inputs")
+    by_target: dict[Path, list[ImageInput]] = {}
+    for i, t in targets.items():
+        by_target.setdefault(t.resolve(), []).append(i)
+    taken = set(by_target)
+    for group in (g for g in by_target.values() if len(g) > 1):
+        renamed = []
+        for i in group:
+            name = f"{i.rel.name}{i.suffix}"
+            t = targets[i].with_name(f"{name}{suffix(i.suffix)}")
+            k = 2
+            while t.resolve() in taken:
+                t, k = targets[i].with_name(f"{name}-{k}{suffix(i.suffix)}"), k + 1
+            taken.add(t.resolve())
+            targets[i] = t
+            renamed.append(t.name)
+        notes.append(f"{', '.join(i.name for i in group)} would write the same file: "
+                     f"written as {', '.join(renamed)}")
+    return targets
+
+
+def apply(sources: list[str], out: str, model: Path | None, threads: int | None, jobs: int,
+          render: Render, suffix: Suffix, transparent: bool = False, recursive: bool = False,
+          duration: float | None = None, temporal: str | None = None, tta: str | None = None,
+          upsample: str | None = None) -> None:
+    """Run ``render`` on every image, video or camera that ``sources`` name; exit code 1
+    if any image was skipped.
+
+    ``out``: a folder (created), or one file's name when there is one input, ``-`` for
+    standard output (one image). ``suffix`` names image outputs from the input's suffix;
+    ``transparent``: the verb writes an alpha channel (refuses JPEG, MP4). ``temporal``
+    (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and cameras only,
+    ``tta`` (``segme.segmenter.TTA``) to images only; ``upsample`` (``segme.postprocess``;
+    None: guided for images, bilinear for videos and cameras) to all."""
     from segme.io.camera import Camera, is_camera
-    from segme.io.images import ImageError, read_image, write_image
-    from segme.io.sources import expand_images
+    from segme.io.sources import expand_sources, is_url
     from segme.io.video import is_video
     from segme.postprocess import check_upsample
     from segme.segmenter import Segmenter
     from segme.temporal import DEFAULT_VIDEO_METHOD, parse_method
 
-    video_source = is_camera(source) or is_video(source)
-    if temporal is not None and not video_source:
+    cameras = [s for s in sources if is_camera(s)]
+    videos = [s for s in sources if is_video(s) and not is_url(s) and s not in cameras]
+    if cameras and len(sources) > 1:
+        raise ValueError("a camera is read alone: give its index as the only source")
+    if temporal is not None and not (cameras or videos):
         raise ValueError("--temporal applies to videos and cameras, not to images")
-    if tta and video_source:
+    if tta and (cameras or videos):
         raise ValueError("--tta applies to images, not to videos and cameras")
     temporal = temporal or DEFAULT_VIDEO_METHOD
     if upsample is not None:
         check_upsample(upsample)
-    if is_camera(source):
-        seg = Segmenter(model, threads=threads, upsample=upsample)
-        parse_method(temporal, seg.card)  # a bad --temporal fails before the camera opens
-        camera = Camera(int(source), duration)
-        out.mkdir(parents=True, exist_ok=True)
-        apply_camera(camera, out / f"camera{source}-{time.strftime('%Y%m%d-%H%M%S')}", seg,
-                     render, temporal)
-        return
-    if is_video(source):
-        out.mkdir(parents=True, exist_ok=True)
-        seg = Segmenter(model, threads=threads, upsample=upsample)
-        parse_method(temporal, seg.card)  # a bad --temporal fails before any output exists
-        apply_video(Path(source), out, seg, render, temporal)
-        return
-    # a bad model or --tta fails first
+    to_stdout = out == "-"
+    single = file_target(out)
+    if to_stdout and (cameras or videos):
+        raise ValueError("-o - (standard output) takes photos, not videos or cameras")
+    if single is not None and (cameras or videos) and len(sources) == 1:
+        check_target(single, video=True, transparent=transparent)
+    for v in videos:
+        if not Path(v).is_file():
+            raise FileNotFoundError(f"source not found: {v}")
+    # a bad model, --tta or --temporal fails before any output exists
     seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample)
-    files = expand_images(source)
-    stems: dict[str, Path] = {}
-    for f in files:
-        if f.stem in stems:
-            raise ValueError(f"two inputs would write the same output name {f.stem!r}: "
-                             f"{stems[f.stem]} and {f}; process them separately")
-        stems[f.stem] = f
-    out.mkdir(parents=True, exist_ok=True)
-    if not os.access(out, os.W_OK):
-        raise PermissionError(f"output folder is not writable: {out}")
-    jobs = max(1, min(jobs, len(files)))
-    inputs = {f.resolve() for f in files}
+    if cameras or videos:
+        parse_method(temporal, seg.card)
+    folder = Path(out)
+    if cameras:
+        camera = Camera(int(cameras[0]), duration)
+        stem = folder / f"camera{cameras[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if single is None:
+            folder.mkdir(parents=True, exist_ok=True)
+        apply_camera(camera, stem, seg, render, temporal, target=single)
+        return
+    notes: list[str] = []
+    images = [s for s in sources if s not in videos]
+    inputs = expand_sources(images, recursive, exclude=None if single or to_stdout else folder,
+                            notes=notes) if images else []
+    count = len(inputs) + len(videos)
+    if (single is not None or to_stdout) and count != 1:
+        raise ValueError(f"-o {out} names one file, but {count} inputs were given; give a "
+                         "folder (an existing one, or a name ending in /)")
+    if single is not None and inputs:
+        check_target(single, video=False, transparent=transparent)
+    for v in videos:
+        path = Path(v)
+        target = single or folder / f"{path.stem}{'.mov' if transparent else '.mp4'}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        apply_video(path, target, seg, render, temporal)
+    if not inputs:
+        return
+    if to_stdout:
+        _one_to_stdout(inputs[0], seg, render, suffix)
+        return
+    targets = {inputs[0]: single} if single is not None else plan_targets(inputs, folder,
+                                                                          suffix, notes)
+    base = single.parent if single is not None else folder
+    base.mkdir(parents=True, exist_ok=True)
+    if not os.access(base, os.W_OK):
+        raise PermissionError(f"output folder is not writable: {base}")
+    _apply_images(targets, seg, render, jobs, str(single or folder), notes)
 
-    def one(path: Path) -> str | None:
+
+def _apply_images(targets: dict[ImageInput, Path], seg, render: Render, jobs: int, where: str,
+                  notes: list[str]) -> None:
+    """Read, segment, render and write each image to its target, ``jobs`` at a time;
+    unreadable ones are reported at the end (exit code 1)."""
+    from rich.progress import Progress
+
+    from segme.io.images import ImageError, write_image
+
+    items = list(targets.items())
+    jobs = max(1, min(jobs, len(items)))
+    inputs = {i.path.resolve() for i, _ in items if i.path is not None}
+
+    def one(item: tuple[ImageInput, Path]) -> str | None:
+        source, target = item
         try:
-            image = read_image(path)
-            array, suffix = render(image, seg(image), path)
-            target = out / f"{path.stem}{suffix}"
             if target.resolve() in inputs:
-                return f"{path}: refusing to overwrite an input; choose another --out"
+                return f"{source.name}: refusing to overwrite an input; choose another --out"
+            image = source.read()
+            array = render(image, seg(image), Path(source.name))
+            target.parent.mkdir(parents=True, exist_ok=True)
             write_image(target, array)
         except (ImageError, ValueError, OSError) as e:
             return str(e).splitlines()[0]
@@ -98,23 +212,40 @@ def apply(source: str, out: Path, model: Path | None, threads: int | None, jobs:
     problems = []
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar, \
             ThreadPoolExecutor(jobs) as pool:
-        task = bar.add_task("segmenting", total=len(files))
-        for message in pool.map(one, files):
+        task = bar.add_task("segmenting", total=len(items))
+        for message in pool.map(one, items):
             if message:
                 problems.append(message)
             bar.advance(task)
-    done = len(files) - len(problems)
-    print(f"wrote {done} of {len(files)} images to {out}")
+    done = len(items) - len(problems)
+    print(f"wrote {done} of {len(items)} images to {where}")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     for message in problems:
         print(f"skipped: {message}", file=sys.stderr)
     if problems:
         raise SystemExit(1)
 
 
+def _one_to_stdout(source: ImageInput, seg, render: Render, suffix: Suffix) -> None:
+    """One image, rendered and written to standard output in the verb's format."""
+    from segme.io.images import encode_image
+
+    if sys.stdout.isatty():
+        raise ValueError("-o - writes image data to standard output, which is a terminal: "
+                         "redirect it to a file or a pipe")
+    image = source.read()
+    data = encode_image(render(image, seg(image), Path(source.name)), suffix(source.suffix))
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
-                    source: Path | None = None, timing=None) -> tuple[Path, int]:
-    """Write rendered frames to ``<stem>.mp4``, or ``<stem>.mov`` when they carry alpha
-    (decided by the first frame); never over ``source``. Returns (file, frames written)."""
+                    source: Path | None = None, timing=None,
+                    target: Path | None = None) -> tuple[Path, int]:
+    """Write rendered frames to ``target``, or else to ``<stem>.mp4`` (``<stem>.mov`` when
+    they carry alpha, decided by the first frame); never over ``source``. Returns (file,
+    frames written)."""
     import itertools
 
     from segme.io.video import write_video
@@ -122,7 +253,9 @@ def _write_rendered(stream, stem: Path, fps, audio_from: Path | None = None,
     first = next(stream, None)
     if first is None:
         raise ValueError(f"{source or 'the camera'} gave no frames")
-    target = Path(f"{stem}{'.mov' if first.ndim == 3 and first.shape[2] == 4 else '.mp4'}")
+    if target is None:
+        alpha = first.ndim == 3 and first.shape[2] == 4
+        target = Path(f"{stem}{'.mov' if alpha else '.mp4'}")
     if source is not None and target.resolve() == source.resolve():
         raise ValueError(f"{source}: refusing to overwrite the input; choose another --out")
     n = write_video(itertools.chain([first], stream), target, fps, audio_from=audio_from,
@@ -140,11 +273,12 @@ def rendered_pairs(frames: Iterable[np.ndarray], stream, render: Render, path: P
 
     pairs = prefetch(stream_pairs(stream, frames), depth)
     # one rendering thread keeps frame order, which a moving background depends on
-    return prefetch(((frame, render(frame, alpha, path)[0]) for frame, alpha in pairs), depth)
+    return prefetch(((frame, render(frame, alpha, path)) for frame, alpha in pairs), depth)
 
 
-def apply_video(path: Path, out: Path, seg, render: Render, temporal: str = "none") -> Path:
-    """Segment and render every frame of a video; returns the written file.
+def apply_video(path: Path, target: Path, seg, render: Render, temporal: str = "none") -> Path:
+    """Segment and render every frame of a video into ``target`` (.mp4, or .mov for
+    frames with alpha); returns the written file.
 
     Decoding, segmentation, rendering and encoding overlap (``segme.io.pipeline``)."""
     from rich.progress import Progress
@@ -162,17 +296,19 @@ def apply_video(path: Path, out: Path, seg, render: Render, temporal: str = "non
                 yield array
                 bar.advance(task)
 
-        target, n = _write_rendered(rendered(), out / path.stem, reader.fps,
+        target, n = _write_rendered(rendered(), target.with_suffix(""), reader.fps,
                                     path if reader.has_audio else None, source=path,
-                                    timing=reader)
+                                    timing=reader, target=target)
     print(f"wrote {n} frames at {float(reader.fps):.3g} fps to {target}"
           + (" with the audio track" if reader.has_audio else ""))
     return target
 
 
-def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none") -> Path:
+def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none",
+                 target: Path | None = None) -> Path:
     """Live: segment camera frames until Ctrl-C / ``--duration``, show them where a window
-    can open, and write ``<stem>.mp4`` (``.mov`` with alpha), finalised on Ctrl-C too.
+    can open, and write ``target`` or ``<stem>.mp4`` (``.mov`` with alpha), finalised on
+    Ctrl-C too.
 
     The camera is read in its own thread and only its newest frame is taken, so a slow
     step drops frames instead of piling up latency; the frames in flight when Ctrl-C comes
@@ -197,7 +333,8 @@ def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none"
     try:
         with camera.sigint_stops():
             target, n = _write_rendered(rendered(), stem,
-                                        Fraction(camera.fps).limit_denominator(1001))
+                                        Fraction(camera.fps).limit_denominator(1001),
+                                        target=target)
     finally:
         if preview is not None:
             preview.close()

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import typer
 
-SOURCE = typer.Argument(..., help="An image, a folder of images, a glob like 'shots/*.jpg', a "
-                        "video file, or a camera index such as 0.")
-OUT = typer.Option(Path("out"), "--out", "-o", help="Output folder (created; inputs are never overwritten).")
+SOURCES = typer.Argument(..., help="Images, folders of images, globs like 'shots/*.jpg', "
+                         "http(s) addresses, '-' (an image on standard input), video files, "
+                         "or a camera index such as 0.", show_default=False,
+                         metavar="SOURCE")
+OUT = typer.Option("out", "--out", "-o", help="Output folder (created), or with one input the "
+                   "output file (its extension sets the format; '-': standard output). "
+                   "Inputs are never overwritten.")
+RECURSIVE = typer.Option(False, "--recursive", "-r", help="Folder sources: read their "
+                         "subfolders too, mirrored under --out.")
 MODEL = typer.Option(None, help="Model file (.onnx, .tflite, .pt, .safetensors) or a built-in "
                      "model's name (`segme models list`); default: the built-in default.")
 THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
-JOBS = typer.Option(min(4, os.cpu_count() or 1), help="Images processed in parallel.")
+JOBS = typer.Option(min(4, os.cpu_count() or 1), min=1, help="Images processed in parallel.")
 
 
 def threads_for(threads: int | None, jobs: int) -> int:

@@ -9,10 +9,10 @@ import typer
 from segme.cli import _options as opt
 
 
-def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
-         threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
-         upsample: str = opt.UPSAMPLE,
-         refine: bool = opt.REFINE,
+def blur(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
+         recursive: bool = opt.RECURSIVE, model: Path = opt.MODEL, threads: int = opt.THREADS,
+         jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
+         upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
          strength: float = typer.Option(15.0, min=0, help="Blur radius in tenths of a percent of the short side.")) -> None:
     """Blur the background, keep the person sharp: <out>/<stem>, same format as the input."""
     from segme import effects
@@ -21,7 +21,7 @@ def blur(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
     def render(image, alpha, path):
         if refine:
             alpha = effects.refine(alpha, image)
-        return effects.blur_background(image, alpha, strength), same_suffix(path)
+        return effects.blur_background(image, alpha, strength)
 
-    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal, upsample=upsample)
+    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, render, same_suffix,
+          recursive=recursive, duration=duration, temporal=temporal, upsample=upsample)

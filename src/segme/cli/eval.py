@@ -16,7 +16,9 @@ def evaluate(
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON."),
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
     threads: int = typer.Option(None, help="Inference threads."),
-    limit: int = typer.Option(None, help="Score only the first N pairs."),
+    limit: int = typer.Option(
+        None, help="Score only N pairs, taken in turn from each source (file-name prefix), "
+        "each source's in name order: equal shares keep the per-source rows comparable."),
     tta: str = opt.TTA,
     upsample: str = opt.EVAL_UPSAMPLE,
     per_image: Path = typer.Option(

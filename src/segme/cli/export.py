@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 
+from segme.cli._extras import needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
 # default parity thresholds (max abs alpha difference vs torch) per kind of file
@@ -54,9 +55,11 @@ def card_metrics(path: Path) -> dict[str, float]:
     return out
 
 
+@needs_extra("export", "segme export")
 def export(
-    model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`, or "
-                               "weights (.safetensors, float .onnx) written by `segme export`."),
+    model: Path = typer.Option(..., help="Checkpoint (.pt) written by `segme train`, weights "
+                               "(.safetensors, float .onnx) written by `segme export`, or a "
+                               "built-in model's name (`segme models list`)."),
     output: Path = typer.Option(..., "-o", "--output",
                                 help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
     quantize: str = typer.Option(None, help="fp16 or int8 for .onnx; int8 for .tflite."),

@@ -10,6 +10,7 @@ import sys
 
 import typer
 
+from segme import __version__
 from segme.cli import bench as bench_cli
 from segme.cli import blur as blur_cli
 from segme.cli import cutout as cutout_cli
@@ -30,6 +31,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def show_version(value: bool) -> None:
+    """``--version``: print ``segme X.Y.Z`` and stop before any verb."""
+    if value:
+        print(f"segme {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", "-V", is_eager=True, callback=show_version,
+                                 help="Print the version and exit."),
+) -> None:
+    """Options before the verb; the help text is the app's."""
+
+
 app.command("demo")(demo_cli.demo)
 app.command("cutout")(cutout_cli.cutout)
 app.command("replace")(replace_cli.replace)

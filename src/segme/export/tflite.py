@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
-import os
 import tempfile
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from segme.cards import CARD_KEY, ModelCard
 from segme.export.onnx import out_of_place
 from segme.io.files import atomic_output
+from segme.runtime.litert import native_logs_silenced
 
 
 def add_metadata(tflite: bytes, key: str, value: bytes) -> bytes:
@@ -37,17 +36,17 @@ def add_metadata(tflite: bytes, key: str, value: bytes) -> bytes:
 
 def export_tflite(model: torch.nn.Module, path: str | Path, card: ModelCard) -> Path:
     """Convert ``model.forward`` (alpha out, NCHW in) to a float32 ``.tflite`` file."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter
-    try:
-        import litert_torch
-    except ImportError:
-        raise ImportError("TFLite export needs litert-torch: pip install 'segme[export]'") from None
     h, w = card.input_size
     x = torch.zeros(1, card.in_channels, h, w)
     model.eval()
-    logging.getLogger("litert_torch").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()), out_of_place(model):  # it narrates each pass
+    # TensorFlow, torchao and the converter log at import and narrate each pass
+    with tempfile.TemporaryDirectory() as tmp, native_logs_silenced(), \
+            contextlib.redirect_stdout(io.StringIO()), out_of_place(model):
+        try:
+            import litert_torch
+        except ImportError:
+            raise ImportError("TFLite export needs litert-torch: "
+                              "pip install 'segme[export]'") from None
         raw = Path(tmp) / "model.tflite"
         litert_torch.convert(model, (x,)).export(str(raw))
         data = add_metadata(raw.read_bytes(), CARD_KEY, card.to_json().encode())
@@ -71,7 +70,7 @@ def tflite_int8(src: str | Path, dst: str | Path, card: ModelCard,
     qt = quantizer.Quantizer(str(src))
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+            native_logs_silenced():
         stats = qt.calibrate({name: [{input_name: x} for x in calibration]}, num_threads=2)
         raw = Path(tmp) / "int8.tflite"
         qt.quantize(stats).export_model(str(raw), overwrite=True)

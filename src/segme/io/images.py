@@ -181,6 +181,25 @@ _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".b
             ".tif": "TIFF", ".tiff": "TIFF"}
 
 
+def _format_for(name: str, suffix: str, array: np.ndarray) -> tuple[str, dict]:
+    """PIL format and save options for an output named ``name`` with ``suffix``."""
+    fmt = _FORMATS.get(suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot write {name}: use one of {', '.join(_FORMATS)}")
+    if array.ndim == 3 and array.shape[2] == 4 and fmt not in ("PNG", "WEBP", "TIFF"):
+        raise ValueError(f"cannot write {name}: transparency needs .png, .webp or .tiff")
+    return fmt, {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+
+
+def encode_image(array: np.ndarray, suffix: str) -> bytes:
+    """uint8 [H, W] (gray), [H, W, 3] (RGB) or [H, W, 4] (RGBA) -> the bytes of a file of
+    the format ``suffix`` names (``.png``, ``.jpg``...)."""
+    fmt, opts = _format_for(f"a {suffix} file", suffix, array)
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format=fmt, **opts)
+    return buf.getvalue()
+
+
 def write_image(path: str | Path, array: np.ndarray) -> None:
     """Write uint8 [H, W] (gray), [H, W, 3] (RGB) or [H, W, 4] (RGBA) atomically.
 
@@ -189,12 +208,7 @@ def write_image(path: str | Path, array: np.ndarray) -> None:
     from segme.io.files import atomic_output
 
     path = Path(path)
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"cannot write {path.name}: use one of {', '.join(_FORMATS)}")
-    if array.ndim == 3 and array.shape[2] == 4 and fmt not in ("PNG", "WEBP", "TIFF"):
-        raise ValueError(f"cannot write {path.name}: transparency needs .png, .webp or .tiff")
+    fmt, opts = _format_for(path.name, path.suffix, array)
     img = Image.fromarray(array)
-    opts = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
     with atomic_output(path) as tmp:
         img.save(tmp, format=fmt, **opts)

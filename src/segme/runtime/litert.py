@@ -7,6 +7,11 @@ passed in: input size and normalisation.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,28 @@ def card_in(data: bytes, name: str = "this file") -> ModelCard | None:
     return None
 
 
+@contextlib.contextmanager
+def native_logs_silenced() -> Iterator[None]:
+    """Send what is written to file descriptor 2 inside the block to /dev/null.
+
+    TensorFlow, LiteRT and torchao log from C++ or before Python's logging is configured
+    (oneDNN notices, "Created TensorFlow Lite XNNPACK delegate", libraries they could not
+    load): chatter no warnings filter or logging level reaches. Errors still arrive as
+    exceptions; anything this process writes to stderr meanwhile is lost too, so the block
+    holds the noisy call alone.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def read_card(path: Path) -> ModelCard | None:
     """The segme card in a TFLite file's metadata, or None."""
     return card_in(path.read_bytes(), str(path))
@@ -64,8 +91,9 @@ class LiteRTBackend:
         if card is None:
             raise ValueError(f"{path} has no segme model card; export it with `segme export`")
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with native_logs_silenced():
+                self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as e:
             raise ValueError(f"{path} is not a valid TFLite model: {e}") from None
         self.card = card
@@ -73,15 +101,18 @@ class LiteRTBackend:
         self._out = self.interpreter.get_output_details()[0]
         # NHWC when the last input axis holds the channels (TFLite's native layout)
         self._nhwc = int(self._in["shape"][-1]) == card.in_channels
+        self._lock = threading.Lock()  # one interpreter: calls from threads take turns
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """x: float32 [N, C, h, w] prepared input -> alpha float32 [N, 1, h, w] in [0, 1]."""
         outs = []
         for sample in np.asarray(x, np.float32):  # the file's batch axis is fixed at 1
             t = sample.transpose(1, 2, 0) if self._nhwc else sample
-            self.interpreter.set_tensor(self._in["index"], _quantize(t[None], self._in))
-            self.interpreter.invoke()
-            y = _dequantize(self.interpreter.get_tensor(self._out["index"]), self._out)[0]
+            with self._lock:
+                self.interpreter.set_tensor(self._in["index"], _quantize(t[None], self._in))
+                self.interpreter.invoke()
+                y = self.interpreter.get_tensor(self._out["index"])
+            y = _dequantize(y, self._out)[0]
             outs.append(y.transpose(2, 0, 1) if y.ndim == 3 and y.shape[-1] == 1 else y)
         return np.stack(outs).reshape(len(outs), 1, *outs[0].shape[-2:])
 

@@ -24,7 +24,7 @@ class TorchBackend:
         except ImportError:
             raise ImportError(
                 "running a .pt checkpoint needs PyTorch: pip install 'segme[train]' "
-                "(or export it: segme export --model CKPT --format onnx)"
+                "(or run it exported: segme export --model CKPT -o model.onnx)"
             ) from None
         from segme.train.checkpoint import load_model
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 try:
     import fastapi  # noqa: F401
+    import fastapi_offline  # noqa: F401
     import python_multipart  # noqa: F401
 except ImportError as e:
-    raise ImportError(f"the HTTP server needs FastAPI and python-multipart ({e.name} is missing): "
+    raise ImportError(f"the HTTP server needs FastAPI, fastapi-offline and python-multipart "
+                      f"({e.name} is missing): "
                       'pip install "segme[serve]"') from None
 
 from segme.serve.app import create_app

@@ -27,6 +27,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from PIL import Image
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -183,11 +184,15 @@ def create_app(
         yield
         pool.close()
 
-    app = FastAPI(
+    # /docs is Swagger UI with its script and style served from this server
+    # (/static-offline-docs), not a CDN, so it works offline; no /redoc: ReDoc's page
+    # fetches its logo from a CDN
+    app = FastAPIOffline(
         title="segme",
         summary="Person segmentation: cut-outs, masks, new or blurred backgrounds.",
         version=_version(),
         lifespan=lifespan,
+        redoc_url=None,
     )
     app.state.pool = pool
     app.add_middleware(BodyLimit, max_bytes=max_bytes)

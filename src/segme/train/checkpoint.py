@@ -45,17 +45,20 @@ def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, Mod
     """Rebuild the network a checkpoint was trained with, in eval mode.
 
     Args:
-        path: ``best.pt`` / ``last.pt`` written by ``segme train``, or a ``.safetensors``
-            or float ``.onnx`` file written by ``segme export``.
+        path: ``best.pt`` / ``last.pt`` written by ``segme train``, a ``.safetensors``
+            or float ``.onnx`` file written by ``segme export``, or the name of a built-in
+            model (its ``.safetensors`` weights where it ships them, else its ``.onnx``).
         ema: use the exponential-moving-average weights when the checkpoint has them.
     """
     from segme.models import create_model
+    from segme.runtime import NETWORK_FILES, resolve_model
 
-    suffix = Path(path).suffix.lower()
+    path = resolve_model(path, NETWORK_FILES)
+    suffix = path.suffix.lower()
     if suffix in (".safetensors", ".onnx"):
         from segme.export.weights import read_onnx_weights, read_weights
 
-        if not Path(path).is_file():
+        if not path.is_file():
             raise FileNotFoundError(f"weights file not found: {path}")
         state, card = (read_weights if suffix == ".safetensors" else read_onnx_weights)(path)
     else:
