@@ -132,3 +132,18 @@ def test_tflite_export_prints_only_our_own_lines(trained, tmp_path):
     proc = run("export", "--model", trained / "run/best.pt", "-o", tmp_path / "m.tflite")
     assert proc.stderr == ""
     assert proc.stdout.startswith("wrote ") and len(proc.stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".tflite", ".pt", ".safetensors"])
+def test_a_broken_model_file_is_one_line_whatever_its_suffix(suffix, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "in.jpg"
+    Image.new("RGB", (16, 16)).save(photo)
+    for name, data in (("text", b"hello, not a model\n"), ("noise", os.urandom(3000)),
+                       ("empty", b"")):
+        model = tmp_path / f"{name}{suffix}"
+        model.write_bytes(data)
+        assert_clean_error(run("mask", photo, "--model", model, "-o", tmp_path / "out",
+                               ok=False), model.name)
+    assert not (tmp_path / "out").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import sys
 import threading
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ def card_in(data: bytes, name: str = "this file") -> ModelCard | None:
     """The segme card in a TFLite flatbuffer's metadata, or None."""
     from ai_edge_litert import schema_py_generated as schema
 
+    if len(data) < 8 or bytes(data[4:8]) != b"TFL3":  # the flatbuffer's file identifier
+        raise ValueError(f"{name} is not a TFLite model (no TFL3 identifier)")
     try:
         model = schema.Model.GetRootAs(data, 0)
         for i in range(model.MetadataLength()):
@@ -37,7 +40,7 @@ def card_in(data: bytes, name: str = "this file") -> ModelCard | None:
                 if start <= 1 or start + size > len(data):
                     raise ValueError("card buffer out of range")
                 return ModelCard.from_json(bytes(data[start:start + size]))
-    except (IndexError, ValueError, TypeError, AttributeError):
+    except (IndexError, ValueError, TypeError, AttributeError, struct.error):
         raise ValueError(f"{name} is not a valid TFLite model") from None
     return None
 
