@@ -37,8 +37,8 @@ from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx
 from segme.export.quantize import to_fp16, to_int8
 from segme.export.tflite import export_tflite, tflite_int8
+from segme.models.loading import load_model
 from segme.segmenter import Segmenter
-from segme.train.checkpoint import load_model
 
 
 def pipeline_ms(seg: Segmenter, frame: np.ndarray, runs: int) -> float:

@@ -39,9 +39,9 @@ from segme.evaluate.speed import interleaved_medians
 from segme.export.onnx import export_onnx, parity
 from segme.export.tflite import export_tflite
 from segme.io.files import write_csv_atomic
+from segme.models.loading import load_model
 from segme.runtime.litert import LiteRTBackend
 from segme.runtime.onnx import OnnxBackend
-from segme.train.checkpoint import load_model
 
 # ../shared/data/README.md, measured by whoever wrote it on the same val set and protocol
 REFERENCE = [

@@ -68,7 +68,7 @@ def test_eval_and_models_info_take_builtin_names(synth):
 
 
 def test_train_init_and_teacher_take_builtin_names(synth, tmp_path):
-    from segme.train.checkpoint import read_checkpoint
+    from segme.models.loading import read_checkpoint
 
     proc = run("train", "--model", "mnv3_unet", "--init", "mnv3-unet-portraits-224",
                "--teacher", "mnv3-unet-portraits-192", "--teacher-size", 64, "--data",

@@ -59,8 +59,8 @@ def test_weights_read_back_from_onnx_rebuild_the_network(name):
     """A model shipped as ONNX (the lite one only so) can be fine-tuned or re-exported: the
     folded batch norms come back as identities plus bias, and the network computes the
     alpha of the shipped file."""
+    from segme.models.loading import load_model
     from segme.runtime import resolve_model
-    from segme.train.checkpoint import load_model
 
     path = resolve_model(name)
     shipped = OnnxBackend(path)
@@ -75,8 +75,8 @@ def test_weights_read_back_from_onnx_rebuild_the_network(name):
 
 
 def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
+    from segme.models.loading import load_model
     from segme.runtime import resolve_model
-    from segme.train.checkpoint import load_model
 
     fp32 = resolve_model("mnv3-unet-portraits-192")
     h, w = OnnxBackend(fp32).card.input_size

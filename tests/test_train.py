@@ -11,8 +11,9 @@ import torch
 
 from segme.data.synthetic import make_synthetic_dataset, synthetic_pair
 from segme.models import create_model
+from segme.models.loading import load_model, read_checkpoint
 from segme.train import loop
-from segme.train.checkpoint import load_model, read_checkpoint, save_atomic
+from segme.train.checkpoint import save_atomic
 from segme.train.loop import TrainConfig, train
 from segme.train.losses import compute_loss, consistency_loss, lovasz_hinge, mask_edges
 
@@ -328,7 +329,7 @@ def test_torchrun_two_process_gloo(synth, tmp_path):
 
 def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):
     from segme.export.weights import save_weights
-    from segme.train.checkpoint import init_from
+    from segme.models.loading import init_from
 
     torch.manual_seed(0)
     rgb_model = create_model("test_tiny").eval()
@@ -347,7 +348,7 @@ def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):
 
 def test_init_leaves_out_a_block_the_new_model_drops(tmp_path):
     from segme.export.weights import save_weights
-    from segme.train.checkpoint import init_from
+    from segme.models.loading import init_from
 
     torch.manual_seed(0)
     full = create_model("mnv3_unet").eval()
@@ -370,7 +371,7 @@ def test_init_leaves_out_a_block_the_new_model_drops(tmp_path):
 
 def test_init_widens_a_network_that_starts_out_as_the_narrow_one(tmp_path):
     from segme.export.weights import save_weights
-    from segme.train.checkpoint import init_from
+    from segme.models.loading import init_from
 
     torch.manual_seed(0)
     narrow = create_model("mnv3_unet").eval()

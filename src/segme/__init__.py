@@ -5,7 +5,7 @@ The public API is loaded lazily so that ``import segme`` stays fast and never im
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from segme._version import __version__
 
 __all__ = ["ModelCard", "Segmenter", "create_model", "list_models", "__version__"]
 

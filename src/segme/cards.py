@@ -10,6 +10,16 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+Size = int | tuple[int, int]  # a square side, or (height, width)
+
+
+def as_hw(size: Size) -> tuple[int, int]:
+    """``size`` as (height, width); an int means a square."""
+    if isinstance(size, int):
+        return size, size
+    return int(size[0]), int(size[1])
+
+
 CARD_KEY = "segme.card"  # metadata key of the card JSON in exported files (ONNX, safetensors)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

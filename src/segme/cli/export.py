@@ -78,8 +78,8 @@ def export(
     from segme.export.onnx import export_onnx
     from segme.export.quantize import to_fp16, to_int8
     from segme.export.weights import save_weights
+    from segme.models.loading import load_model
     from segme.runtime import load_backend
-    from segme.train.checkpoint import load_model
 
     suffix = output.suffix.lower()
     if suffix not in (".onnx", ".tflite", ".safetensors"):

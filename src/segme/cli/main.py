@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from segme import __version__
+from segme._version import __version__
 from segme.cli import bench as bench_cli
 from segme.cli import blur as blur_cli
 from segme.cli import cutout as cutout_cli

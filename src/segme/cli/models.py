@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from segme.cards import as_hw
 from segme.cli._extras import install_hint, needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
@@ -23,7 +24,7 @@ def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> d
 
     model = create_model(name, **kwargs).eval()
     size = size or model.default_size
-    h, w = (size, size) if isinstance(size, int) else size
+    h, w = as_hw(size)
     if h % model.size_divisor or w % model.size_divisor:
         raise ValueError(f"--size {h}x{w} is not a multiple of {name}'s size divisor "
                          f"{model.size_divisor}")

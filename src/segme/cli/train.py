@@ -103,9 +103,10 @@ def train(
         help="Show a progress bar (default: when stderr is a terminal)."),
 ) -> None:
     """Train a model; writes OUT/last.pt, OUT/best.pt, OUT/log.csv and TensorBoard logs."""
-    from segme.runtime import NETWORK_FILES, builtin_card, resolve_model
+    from segme.runtime import builtin_card
     from segme.train.loop import TrainConfig
     from segme.train.loop import train as run
+    from segme.weights import NETWORK_FILES, resolve_model
 
     card = builtin_card(model)
     if card is not None:

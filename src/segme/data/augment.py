@@ -28,16 +28,8 @@ import albumentations as A  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from segme.cards import Size, as_hw  # noqa: E402
 from segme.data.folders import IMAGE_SUFFIXES, DataError, load_image  # noqa: E402
-
-Size = int | tuple[int, int]
-
-
-def _hw(size: Size) -> tuple[int, int]:
-    """``size`` as (height, width); an int means a square input."""
-    if isinstance(size, int):
-        return size, size
-    return int(size[0]), int(size[1])
 
 
 @dataclass(frozen=True)
@@ -151,7 +143,7 @@ def build_train_transform(
     lo = s.min_scale if min_scale is None else float(min_scale)
     if not 0.0 < lo <= 1.0:
         raise ValueError(f"min_scale must be in (0, 1], got {lo}")
-    h, w = _hw(size)
+    h, w = as_hw(size)
     transforms = [
         A.Rotate(limit=(-s.rotate, s.rotate), border_mode=cv2.BORDER_REFLECT_101, p=0.5),
         RelativeResizedCrop(
@@ -175,7 +167,7 @@ def build_eval_transform(size: Size) -> A.Compose:
     Downscaling uses area averaging for the image (as the training crop does) and bilinear
     for the mask. Returns image uint8 [h, w, 3] and mask float32 [h, w] in [0, 1].
     """
-    h, w = _hw(size)
+    h, w = as_hw(size)
     resize = A.Resize(h, w, interpolation=cv2.INTER_LINEAR, area_for_downscale="image", p=1.0)
     return A.Compose([resize], mask_interpolation=cv2.INTER_LINEAR, seed=0)
 

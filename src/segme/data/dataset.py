@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from segme.cards import as_hw
 from segme.data.augment import (
     STREAM_AUGMENT,
     STREAM_BACKGROUND,
@@ -27,7 +28,6 @@ from segme.data.augment import (
     BackgroundCompositor,
     SceneComposer,
     _fit_short_side,
-    _hw,
     build_eval_transform,
     build_train_transform,
     sample_seed,
@@ -114,7 +114,7 @@ class SegDataset(Dataset):
         self.pairs = list(root) if isinstance(root, (list, tuple)) else find_pairs(root)
         if not self.pairs:
             raise DataError("no image/mask pairs given")
-        self.size = _hw(size)
+        self.size = as_hw(size)
         self.train = bool(train)
         self.with_prior = bool(prior)
         self.consistency = bool(consistency) and self.train

@@ -71,7 +71,7 @@ def fetch(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
     Raises:
         ImageError: the address cannot be reached or answers with an error (one line).
     """
-    from segme import __version__
+    from segme._version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"segme/{__version__}"})
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard
+from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard, as_hw
 
 
 class SegModel(nn.Module):
@@ -57,7 +57,7 @@ class SegModel(nn.Module):
 
     def card(self, size: int | tuple[int, int] | None = None) -> ModelCard:
         size = size or self.default_size
-        hw = (size, size) if isinstance(size, int) else tuple(size)
+        hw = as_hw(size)
         return ModelCard(
             arch=getattr(self, "arch", type(self).__name__.lower()),
             arch_kwargs=dict(getattr(self, "arch_kwargs", {})),

@@ -26,7 +26,7 @@ class TorchBackend:
                 "running a .pt checkpoint needs PyTorch: pip install 'segme[train]' "
                 "(or run it exported: segme export --model CKPT -o model.onnx)"
             ) from None
-        from segme.train.checkpoint import load_model
+        from segme.models.loading import load_model
 
         if threads:
             torch.set_num_threads(threads)

@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, and loading a model (EMA weights when present) from one."""
+"""Training checkpoints, written atomically (``segme.models.loading`` reads them back)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ from typing import Any
 
 import torch
 
-from segme.cards import ModelCard
 from segme.io.files import atomic_output
-
-FORMAT = "segme-checkpoint/1"
 
 
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
@@ -25,117 +22,3 @@ def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
         torch.save(obj, f)
         f.flush()
         os.fsync(f.fileno())
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict on the CPU, with a clear error for anything else."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for a bad file
-        raise ValueError(f"{path} is not a segme checkpoint ({type(e).__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a segme checkpoint (no {FORMAT!r} marker)")
-    return ckpt
-
-
-def load_model(path: str | Path, ema: bool = True) -> tuple[torch.nn.Module, ModelCard]:
-    """Rebuild the network a checkpoint was trained with, in eval mode.
-
-    Args:
-        path: ``best.pt`` / ``last.pt`` written by ``segme train``, a ``.safetensors``
-            or float ``.onnx`` file written by ``segme export``, or the name of a built-in
-            model (its ``.safetensors`` weights where it ships them, else its ``.onnx``).
-        ema: use the exponential-moving-average weights when the checkpoint has them.
-    """
-    from segme.models import create_model
-    from segme.runtime import NETWORK_FILES, resolve_model
-
-    path = resolve_model(path, NETWORK_FILES)
-    suffix = path.suffix.lower()
-    if suffix in (".safetensors", ".onnx"):
-        from segme.export.weights import read_onnx_weights, read_weights
-
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file not found: {path}")
-        state, card = (read_weights if suffix == ".safetensors" else read_onnx_weights)(path)
-    else:
-        ckpt = read_checkpoint(path)
-        card = ModelCard.from_json(ckpt["card"])
-        state = ckpt["ema"] if ema and ckpt.get("ema") is not None else ckpt["model"]
-    model = create_model(card.arch, **card.arch_kwargs)
-    model.load_state_dict(state)
-    return model.eval(), card
-
-
-def init_from(model: torch.nn.Module, path: str | Path) -> str:
-    """Start ``model`` from the weights of another run (fine-tuning; adding a prior plane;
-    dropping a block; widening).
-
-    Every tensor of the source must find its place: same name and shape, copied. A tensor
-    the new model has larger (more input planes, or a wider network: ``width=2`` from a
-    ``width=1`` run) gets the source in its leading channels; the weights from new input
-    channels into old output channels are zero and the new output channels keep their
-    random initialisation. The old channels then compute exactly what they did, so the
-    model starts out as the source (a 4-channel model given a previous-frame alpha plane
-    ignores it; a widened network gives the narrow one's output), while the gradients
-    through the zero weights are not zero and the random new channels differ from each
-    other, so training puts the extra capacity to use. This needs a layout where channels
-    of one stage only meet channels of the same index (additive skips, no concatenation);
-    the equality is tested for the architectures it is used with. Tensors of a block the
-    new model no longer has at all (``mnv3_unet`` with ``refine=False``) are left out, when
-    they are a small part of the source. Tensors only the new model has keep their
-    initialisation.
-
-    Returns:
-        A one-line summary of what was copied.
-
-    Raises:
-        ValueError: when some source tensor has no place (another architecture or width).
-    """
-    source, _ = load_model(path)
-    old = source.state_dict()
-    new = model.state_dict()
-    placed: set[str] = set()
-    widened = 0
-    with torch.no_grad():
-        for name, t in new.items():
-            o = old.get(name)
-            if o is None:
-                continue
-            if o.shape == t.shape:
-                t.copy_(o)
-                placed.add(name)
-            elif o.ndim == t.ndim and all(a <= b for a, b in zip(o.shape, t.shape)) and (
-                    o.shape[2:] == t.shape[2:]):
-                if o.ndim >= 2:  # [out, in, ...]: old outputs see nothing of the new inputs
-                    t[: o.shape[0], o.shape[1]:] = 0
-                t[tuple(slice(0, n) for n in o.shape)] = o
-                placed.add(name)
-                widened += 1
-    weights = [k for k in old if not k.endswith("num_batches_tracked")]
-    unplaced = [k for k in weights if k not in placed]
-    # every module path of the new model; a source tensor outside all of them belongs to a
-    # block the new model dropped, any other unplaced one is a mismatch
-    modules = {m for k in new for m in _modules_of(k)}
-    removed = [k for k in unplaced if k.rpartition(".")[0] not in modules]
-    if len(removed) < len(unplaced) or len(removed) > len(weights) // 10:
-        # a half-loaded network is a silent mistake
-        raise ValueError(f"--init {path}: {len(unplaced)} of its {len(weights)} "
-                         f"tensors have no match in {type(model).__name__}; start from a run "
-                         "of the same architecture and the same or a smaller width")
-    blocks = sorted({next(m for m in _modules_of(k) if m not in modules) for k in removed})
-    return (f"initialised from {path}: {len(placed) - widened} of {len(new)} tensors copied"
-            + (f", {widened} embedded in larger tensors (zero weights from new input channels"
-               " into old ones)" if widened else "")
-            + (f", {len(removed)} of blocks the new model drops ({', '.join(blocks)}) left out"
-               if removed else ""))
-
-
-def _modules_of(name: str) -> list[str]:
-    """``"decoder.refine.body.0.weight"`` -> ``["decoder", "decoder.refine", ...,
-    "decoder.refine.body.0"]``: the modules a tensor lies in, outermost first."""
-    parts = name.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]

@@ -27,11 +27,12 @@ import torch.nn as nn
 from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Sampler
 
+from segme.cards import as_hw
 from segme.data import DataError, find_pairs
-from segme.data.augment import _hw
 from segme.data.dataset import SegDataset
 from segme.models import create_model
-from segme.train.checkpoint import FORMAT, init_from, load_model, read_checkpoint, save_atomic
+from segme.models.loading import FORMAT, init_from, load_model, read_checkpoint
+from segme.train.checkpoint import save_atomic
 from segme.train.losses import compute_loss, consistency_loss, resize_to
 
 
@@ -340,7 +341,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     last_path, best_path = out / "last.pt", out / "best.pt"
 
     model = create_model(cfg.model, **cfg.model_kwargs)
-    hw = _hw(cfg.size or model.default_size)
+    hw = as_hw(cfg.size or model.default_size)
     for side in hw:
         if side <= 0 or side % model.size_divisor:
             d = model.size_divisor
