@@ -202,15 +202,31 @@ def test_inference_path_never_imports_torch(tiny_onnx):
     run_fresh_python(code)
 
 
-def test_default_segmenter_is_the_shipped_model_with_its_numbers():
+def test_default_segmenter_is_the_shipped_224_model():
     from segme import Segmenter
+    from segme.data.synthetic import synthetic_pair
     from segme.segmenter import DEFAULT_MODEL
 
-    seg = Segmenter()
-    assert DEFAULT_MODEL.is_file() and seg.card.arch == "mnv3_unet"
-    assert seg.card.metrics["fg_iou"] > 90 and "portraits" in seg.card.notes
-    alpha = seg(np.zeros((120, 90, 3), np.uint8))
-    assert alpha.shape == (120, 90)
+    seg, named = Segmenter(), Segmenter("mnv3-unet-portraits-224")
+    assert DEFAULT_MODEL.name == "mnv3-unet-portraits-224.onnx"
+    assert seg.card == named.card and seg.card.input_size == (224, 224)
+    image, _ = synthetic_pair(np.random.default_rng(3), 120, 90)
+    alpha = seg(image)
+    assert alpha.shape == (120, 90) and np.array_equal(alpha, named(image))
+
+
+def test_built_in_cards_carry_the_numbers_their_model_cards_publish():
+    """The scores inside each shipped file (measured when it was made, and re-measured on the
+    real data by the next test) are the ones src/segme/weights/README.md gives users."""
+    from segme.runtime import WEIGHTS, load_backend
+
+    readme = (WEIGHTS / "README.md").read_text()
+    for path in sorted(WEIGHTS.glob("*.onnx")):
+        m = load_backend(path).card.metrics
+        line = (f"**{m['fg_iou']:.2f}** fg-IoU (pfcn {m['pfcn_fg_iou']:.2f}, picsart "
+                f"{m['picsart_fg_iou']:.2f}, ccp {m['ccp_fg_iou']:.2f}), boundary IoU "
+                f"{m['boundary_iou']:.1f}")
+        assert line in readme, (path.name, line)
 
 
 def test_built_in_models_score_what_their_cards_say_on_the_real_portraits():

@@ -170,28 +170,99 @@ def test_killed_run_resumes_to_identical_state(synth, tmp_path, monkeypatch, sca
     assert len(log) == 3 and log[0].startswith("epoch,")
 
 
-def test_checkpoints_load_and_best_tracks_validation(synth, tmp_path):
-    res = train(_cfg(synth, tmp_path, epochs=1))
-    assert 0.0 <= res["val_fg_iou"] <= 100.0 and res["images_per_s"] > 0
+def test_best_checkpoint_is_the_epoch_with_the_best_validation(synth, tmp_path, monkeypatch):
+    scores = iter([50.0, 70.0, 60.0])  # validation rises, then falls
+
+    def scripted(model, loader, channels_last=False):
+        return {"val_fg_iou": next(scores), "val_mad": 0.1}
+
+    monkeypatch.setattr(loop, "validate", scripted)
+    res = train(_cfg(synth, tmp_path, epochs=3))
+    assert res["epoch"] == 3 and res["val_fg_iou"] == 60.0  # the last epoch's figures
+    best, last = read_checkpoint(tmp_path / "best.pt"), read_checkpoint(tmp_path / "last.pt")
+    assert best["best"] == last["best"] == 70.0
+    assert best["epoch"] == 2 and last["epoch"] == 3  # best.pt is epoch 2's, not the last
+    assert not _tensors_equal(best["model"], last["model"])
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(log) == 4 and log[0].split(",")[0] == "epoch"
     model, card = load_model(tmp_path / "best.pt")
-    assert card.arch == "test_tiny" and card.input_size == (32, 32)
-    assert not model.training
+    assert card.arch == "test_tiny" and card.input_size == (32, 32) and not model.training
 
 
-def test_prior_consistency_plateau_backgrounds_and_scenes_run(synth, tmp_path):
+def _tensors_equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_data_options_reach_the_training_set(synth, tmp_path, monkeypatch):
+    """Backgrounds, scenes, augmentation strength and consistency copies are the dataset's
+    to make (tests/test_data.py); here: the loop hands every option to the training set and
+    none to the validation set, which is the whole image resized."""
+    made = []
+    real = loop.SegDataset
+
+    def recording(pairs, **kwargs):
+        made.append(kwargs)
+        return real(pairs, **kwargs)
+
+    monkeypatch.setattr(loop, "SegDataset", recording)
     bg = tmp_path / "bg"
     bg.mkdir()
     from PIL import Image
 
     Image.fromarray(np.full((40, 60, 3), 90, np.uint8)).save(bg / "grey.png")
-    res = train(_cfg(synth, tmp_path / "run", model="test_tiny_prior", consistency=0.5,
-                     schedule="plateau", backgrounds=str(bg), bg_prob=1.0, scenes=0.5,
-                     augment="strong"))
-    assert np.isfinite(res["train_loss"]) and res["epoch"] == 2
-    model, card = load_model(tmp_path / "run" / "last.pt")
-    assert card.stateful_inputs == ["prev_alpha"] and model.in_channels == 4
+    train(_cfg(synth, tmp_path / "run", epochs=1, backgrounds=str(bg), bg_prob=1.0, scenes=0.5,
+               scene_min_height=0.1, augment="strong", consistency=0.5))
+    training, validation = made
+    assert training["train"] and not validation["train"]
+    assert (training["backgrounds"], training["bg_prob"], training["scenes"]) == (str(bg), 1.0, 0.5)
+    assert training["scene_min_height"] == 0.1 and training["strength"] == "strong"
+    assert training["consistency"] is True
+    assert not {"backgrounds", "scenes", "consistency", "strength"} & validation.keys()
+
+
+def test_consistency_loss_is_added_every_step_when_asked(synth, tmp_path, monkeypatch):
+    calls = []
+    real = loop.consistency_loss
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "consistency_loss", counting)
+    train(_cfg(synth, tmp_path / "off", epochs=1))
+    assert calls == []
+    train(_cfg(synth, tmp_path / "on", epochs=1, consistency=0.5))
+    assert len(calls) == 16 // 4  # one per step: 16 pairs in batches of 4
+
+
+def test_plateau_schedule_halves_the_rate_after_three_flat_epochs(synth, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setattr(loop, "validate", lambda *a, **k: {"val_fg_iou": 50.0, "val_mad": 0.1})
+    train(_cfg(synth, tmp_path, epochs=6, schedule="plateau", lr=1e-3))
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    col = rows[0].split(",").index("lr")
+    lrs = [float(r.split(",")[col]) for r in rows[1:]]
+    # epoch 1 sets the best; epochs 2-4 are three flat ones (the patience), epoch 5 the
+    # fourth: the rate is halved after it, and epoch 6 runs at half (each row: its epoch's)
+    assert lrs == pytest.approx([1e-3] * 5 + [5e-4])
     with pytest.raises(ValueError, match="unknown schedule"):
         train(_cfg(synth, tmp_path / "x", schedule="nope"))
+
+
+def test_a_prior_model_trains_on_four_planes_and_says_so(synth, tmp_path, monkeypatch):
+    planes = []
+    real = loop.create_model
+
+    def recording(name, **kwargs):
+        model = real(name, **kwargs)
+        model.register_forward_pre_hook(lambda m, args: planes.append(args[0].shape[1]))
+        return model
+
+    monkeypatch.setattr(loop, "create_model", recording)
+    train(_cfg(synth, tmp_path / "run", model="test_tiny_prior", epochs=1))
+    assert planes and set(planes) == {4}  # RGB and the previous frame's alpha, every step
+    model, card = load_model(tmp_path / "run" / "last.pt")
+    assert card.stateful_inputs == ["prev_alpha"] and model.in_channels == 4
 
 
 def test_multi_scale_steps_see_every_side(synth, tmp_path, monkeypatch):

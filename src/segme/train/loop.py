@@ -331,7 +331,8 @@ def _rgb(batch: dict[str, torch.Tensor], mean, std) -> torch.Tensor:
 
 
 def train(cfg: TrainConfig) -> dict[str, float]:
-    """Train a model; returns the best validation metrics (or the last epoch's)."""
+    """Train a model; returns the last epoch's metrics (best.pt holds the best epoch's
+    weights, by validation fg-IoU or, without validation, training loss)."""
     rank, world = _dist_setup()
     main = rank == 0
     if cfg.threads:
