@@ -93,3 +93,29 @@ def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00not a protobuf" * 10)
     with pytest.raises(ValueError, match="not an ONNX file"):
         load_model(tmp_path / "junk.onnx")
+
+
+def test_fp16_weights_halve_the_file_and_compute_in_float32(tmp_path):
+    import onnxruntime as ort
+
+    from segme.export.quantize import fp16_weights
+    from segme.models.loading import load_model
+    from segme.runtime import resolve_model
+
+    fp32 = resolve_model("mnv3-unet-portraits-224")
+    half = fp16_weights(fp32, tmp_path / "w16.onnx")
+    assert half.stat().st_size < 0.6 * fp32.stat().st_size  # one Cast node per tensor
+    ref, got = OnnxBackend(fp32), OnnxBackend(half)
+    assert got.card == ref.card
+    h, w = ref.card.input_size
+    x = np.random.default_rng(1).standard_normal((2, 3, h, w)).astype(np.float32)
+    assert np.abs(got.run(x) - ref.run(x)).max() < 2e-3
+    # ONNX Runtime folds the casts when it loads the file: none is left to run per call
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
+    ort.InferenceSession(str(half), so, providers=["CPUExecutionProvider"])
+    ops = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+    assert "Cast" not in ops and "Conv" in ops
+    back, card = load_model(half)  # read back into torch as float32
+    with torch.no_grad():
+        assert np.abs(back(torch.from_numpy(x)).numpy() - ref.run(x)).max() < 2e-3
