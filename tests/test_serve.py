@@ -1,20 +1,25 @@
 """The HTTP API (segme.serve) through FastAPI's TestClient on a tiny model, and `segme serve`
 once for real: endpoints, inputs, odd images, every limit and every refusal."""
 
+import contextlib
 import io
 import json
 import os
 import re
 import select
 import shutil
+import socket
 import struct
 import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 import urllib.error
 import urllib.request
+import warnings
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -28,6 +33,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from segme import effects  # noqa: E402
 from segme.cards import ModelCard  # noqa: E402
 from segme.segmenter import Segmenter  # noqa: E402
+from segme.serve import app as app_module  # noqa: E402
 from segme.serve import create_app  # noqa: E402
 from segme.serve import pool as pool_module  # noqa: E402
 from tests.console import stop  # noqa: E402
@@ -399,9 +405,120 @@ def test_models_load_once_per_worker(tiny_onnx, photo, monkeypatch):
     assert len(made) == 3
 
 
+def test_memory_budget_runs_large_jobs_one_at_a_time(tiny_onnx, photo, gate):
+    """Two workers, a budget smaller than one job: the second waits for memory, not on a
+    worker, and both finish; the budget is all given back."""
+    with TestClient(create_app(tiny_onnx, workers=2, memory=1, timeout=30)) as c:
+        results = []
+        posts = [threading.Thread(target=lambda: results.append(raw(c, "mask", encode(photo))))
+                 for _ in range(2)]
+        for t in posts:
+            t.start()
+        assert gate.started.wait(10)
+        wait_until(lambda: c.get("/healthz").json()["queue_depth"] == 1)
+        time.sleep(0.2)
+        health = c.get("/healthz").json()
+        assert (health["running"], health["queue_depth"]) == (1, 1)  # a worker is idle
+        gate.set()
+        for t in posts:
+            t.join(30)
+        assert [decoded(r).size for r in results] == [(W, H), (W, H)]
+        wait_until(lambda: c.get("/healthz").json()["memory_mb"] == 0)
+
+
+def one_bit_png(size: int) -> bytes:
+    """A 1-bit PNG, ``size`` pixels square, a white bar on black: a few kB for megapixels."""
+    img = Image.new("1", (size, size))
+    img.paste(1, (size // 3, size // 6, 2 * size // 3, size))
+    return encode(img, "PNG")
+
+
+@pytest.mark.parametrize("verb", ["mask", "cutout"])
+def test_large_photos_are_segmented_at_the_working_size(tiny_onnx, verb, monkeypatch):
+    """A 9 MP photo (a 5 kB 1-bit PNG) over a 2.25 MP working size: the model and the
+    guided upsampling see it at half size; the output keeps the photo's size. What numpy
+    allocates stays inside the job's memory estimate, and /mask never holds the photo."""
+    monkeypatch.setattr(app_module, "WORK_PIXELS", 2_250_000)
+    seen = []
+
+    class Seen(Segmenter):
+        def __call__(self, image):
+            seen.append(image.shape)
+            return super().__call__(image)
+
+    data, side = one_bit_png(3000), 3000
+    job = app_module.Job(verb, data, "field 'file'", "png")
+    estimate = job.prepare(max_pixels=40_000_000)
+    tracemalloc.start()
+    try:
+        out = job.render(Seen(tiny_onnx, threads=1), max_pixels=40_000_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert job.shrink == 2 and seen == [(side // 2, side // 2, 3)]
+    assert out.shape == ((side, side) if verb == "mask" else (side, side, 4))
+    assert peak <= estimate
+    if verb == "mask":  # the old path held 20 bytes a pixel: photo, float alpha, guide planes
+        assert peak < 6 * side * side, peak / side**2
+
+
+def test_shrunk_decode_matches_a_box_filter():
+    """decode_image(shrink=k) is ceil(H/k) x ceil(W/k) (PNG: Image.reduce; JPEG: decoded
+    small) and close to the full decode box-filtered."""
+    from segme.io.images import decode_image, image_size
+
+    rng = np.random.default_rng(1)
+    smooth = Image.fromarray(rng.integers(0, 255, (6, 5, 3), dtype=np.uint8)).resize(
+        (250, 301), Image.Resampling.BICUBIC)
+    for fmt in ("PNG", "JPEG"):
+        data = encode(smooth, fmt)
+        full = decode_image(data)
+        assert image_size(data) == full.shape[:2] == (301, 250)
+        for k in (2, 3, 4):
+            small = decode_image(data, shrink=k)
+            assert small.shape == (-(-301 // k), -(-250 // k), 3), (fmt, k)
+            box = np.asarray(Image.fromarray(full).reduce(k), np.float32)
+            assert np.abs(small - box).mean() < 3, (fmt, k)
+
+
+def test_image_size_is_the_decoded_size_from_the_header(photo):
+    """EXIF orientation included: in a JPEG's header, and in a PNG's eXIf chunk after its
+    pixels (where Pillow would decode the image to read it)."""
+    from segme.io.images import decode_image, image_size
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees: height and width swap
+    turned = exif.tobytes()[6:]  # a PNG's eXIf chunk holds the TIFF structure alone
+    png = encode(photo, "PNG")
+    iend = png.rindex(b"IEND") - 4
+    late = png[:iend] + struct.pack(">I", len(turned)) + b"eXIf" + turned + struct.pack(
+        ">I", zlib.crc32(b"eXIf" + turned)) + png[iend:]
+    for data in (encode(photo, "JPEG", exif=exif.tobytes()), late):
+        assert image_size(data) == decode_image(data).shape[:2] == (W, H)
+        assert decode_image(data, shrink=3).shape[:2] == (-(-W // 3), -(-H // 3))
+
+
+def test_valid_photos_above_pils_bomb_limit_warn_nothing(tiny_onnx, photo, monkeypatch):
+    """A photo over PIL's MAX_IMAGE_PIXELS (89 MP; here half the test photo) but within the
+    server's limit: no DecompressionBombWarning from two workers decoding at once (each
+    silences it with catch_warnings, which swaps process-wide filters: they take turns)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", H * W // 2 + 1)
+    with TestClient(create_app(tiny_onnx, workers=2, threads=1, static_dir=None)) as c:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning in a worker fails its decode: 400
+            with ThreadPoolExecutor(4) as ex:
+                results = list(ex.map(lambda fmt: raw(c, "cutout", encode(photo, fmt)),
+                                      ["PNG", "JPEG", "TIFF", "WEBP"] * 4))
+    assert [r.status_code for r in results] == [200] * 16, results[0].text
+    monkeypatch.undo()  # PIL's own limit back, for the test's own decoding
+    assert {decoded(r).size for r in results} == {(W, H)}
+
+
 @pytest.mark.parametrize("kwargs,words", [
     ({"workers": 0}, "workers"), ({"queue": -1}, "queue"), ({"max_bytes": 0}, "max_bytes"),
-    ({"timeout": 0}, "timeout"), ({"threads": 0}, "threads"),
+    ({"timeout": 0}, "timeout"), ({"threads": 0}, "threads"), ({"memory": 0}, "memory"),
+    ({"upload_timeout": 0}, "upload_timeout"), ({"min_upload_rate": -1}, "min_upload_rate"),
+    ({"max_uploads": 0}, "max_uploads"), ({"max_uploads_per_client": 0}, "per_client"),
 ])
 def test_bad_settings_are_refused_at_startup(tiny_onnx, kwargs, words):
     with pytest.raises(ValueError, match=words):
@@ -477,36 +594,142 @@ def test_docs_page_loads_nothing_from_other_hosts(client):
 
 # the real server ---------------------------------------------------------------------------
 
-@pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")
-def test_segme_serve_answers_real_http(tiny_onnx, photo):
-    proc = subprocess.Popen([SEGME, "serve", "--port", "0", "--model", str(tiny_onnx),
-                             "--workers", "1", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def serving(*args):
+    """``segme serve --port 0 ARGS`` as a subprocess; yields (base URL, port)."""
+    proc = subprocess.Popen([SEGME, "serve", "--port", "0", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its log, a line a request, is read and dropped: a full pipe would stop the server
+    drain = threading.Thread(target=proc.stdout.read, daemon=True)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
-        assert ready, "segme serve printed nothing within 60 s"
-        line = proc.stdout.readline()
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
-        assert found, (line, proc.poll())
-        url = found.group(0)
-        req = urllib.request.Request(f"{url}/v1/cutout", data=encode(photo), method="POST",
-                                     headers={"Content-Type": "image/jpeg"})
+        lines, found = [], None
+        while not found:
+            ready, _, _ = select.select([proc.stdout], [], [], 60)
+            assert ready, f"segme serve printed no address within 60 s: {lines}"
+            lines.append(proc.stdout.readline())
+            assert lines[-1], (lines, proc.poll())
+            found = re.search(r"http://127\.0\.0\.1:(\d+)", lines[-1])
+        drain.start()
+        url, port = found.group(0), int(found.group(1))
         deadline = time.monotonic() + 30
         while True:  # the socket listens before uvicorn accepts: retry briefly
             try:
-                with urllib.request.urlopen(req, timeout=10) as res:
-                    body, ctype = res.read(), res.headers["Content-Type"]
+                urllib.request.urlopen(f"{url}/healthz", timeout=10).close()
                 break
             except urllib.error.URLError:
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
-        assert ctype == "image/png"
-        img = Image.open(io.BytesIO(body))
-        assert img.size == (W, H) and img.mode == "RGBA"
+        yield url, port
     finally:
         stop(proc)
+        if drain.is_alive():
+            drain.join(10)
         proc.stdout.close()
-        proc.stderr.close()
+
+
+# slow clients: 2 s of grace, then 1 kB/s at least; 4 s in all; 1 worker and no queue
+UPLOAD_LIMITS = ("--workers", 1, "--threads", 1, "--queue", 0, "--upload-timeout", 4,
+                 "--min-upload-rate", 1, "--max-uploads", 8, "--max-uploads-per-client", 7)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_onnx):
+    if SEGME is None:
+        pytest.skip("the segme console script is not installed")
+    with serving("--model", tiny_onnx, *UPLOAD_LIMITS) as (url, port):
+        yield url, port
+
+
+def health(url) -> dict:
+    with urllib.request.urlopen(f"{url}/healthz", timeout=10) as res:
+        return json.loads(res.read())
+
+
+def post(url, data: bytes, verb="cutout"):
+    req = urllib.request.Request(f"{url}/v1/{verb}", data=data, method="POST",
+                                 headers={"Content-Type": "image/jpeg"})
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return res.status, res.headers["Content-Type"], res.read()
+
+
+def upload(port: int, length: int, rate: float = 0.0, head: bytes = b"", source="127.0.0.1"):
+    """POST /v1/mask declaring Content-Length ``length``, then ``head``, then the rest at
+    ``rate`` bytes a second (0: nothing more); (status, seconds to the answer, the answer).
+    The answer is read until the server closes the connection (a timeout if it does not)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10,
+                                  source_address=(source, 0)) as s:
+        s.sendall(b"POST /v1/mask HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (length, head))
+        t0, sent = time.monotonic(), len(head)
+        while not select.select([s], [], [], 0.05)[0]:
+            assert time.monotonic() - t0 < 20, "no answer within 20 s"
+            due = min(length, len(head) + int(rate * (time.monotonic() - t0)))
+            if due > sent:
+                s.sendall(b"x" * (due - sent))
+                sent = due
+        seconds, answer = time.monotonic() - t0, b""
+        try:
+            while chunk := s.recv(65536):  # b"": the server closed the connection
+                answer += chunk
+        except ConnectionResetError:
+            # body bytes that crossed the server's close are answered with a reset, which
+            # may arrive before its 408 is read: closed all the same (status None)
+            pass
+    return (int(answer.split()[1]) if answer else None), seconds, answer
+
+
+def test_segme_serve_answers_real_http(server, photo):
+    status, ctype, body = post(server[0], encode(photo))
+    assert status == 200 and ctype == "image/png"
+    img = Image.open(io.BytesIO(body))
+    assert img.size == (W, H) and img.mode == "RGBA"
+
+
+def test_slow_uploads_time_out_and_hold_no_place(server, photo):
+    """Idle and trickling uploads hold no worker or queue place (one of each here, and a
+    normal request is served meanwhile); they get 408 and a closed connection: after 2 s
+    below 1 kB/s, or at 4 s for one fast enough but too long. One address may have 7
+    uploads going (then 429), the server 8 (then 503)."""
+    url, port = server
+    slow = [(1000, 0), (1000, 0), (1000, 0), (1000, 5), (1000, 5), (20_000, 2000)]
+    with ThreadPoolExecutor(len(slow) + 2) as ex:
+        pending = [ex.submit(upload, port, n, rate) for n, rate in slow]
+        wait_until(lambda: health(url)["uploading"] == len(slow))
+        status, _, _ = post(url, encode(photo))  # 1 worker, no queue: it needs the place
+        assert status == 200
+        pending.append(ex.submit(upload, port, 1000))  # the 7th from this address
+        wait_until(lambda: health(url)["uploading"] == len(slow) + 1)
+        status, seconds, answer = upload(port, 1000)
+        assert status == 429 and seconds < 1 and b"connection: close" in answer, answer
+        if bindable("127.0.0.2") and bindable("127.0.0.3"):  # loopback is 127.0.0.0/8 on Linux
+            pending.append(ex.submit(upload, port, 1000, source="127.0.0.2"))  # the 8th
+            wait_until(lambda: health(url)["uploading"] == 8)
+            status, seconds, answer = upload(port, 1000, source="127.0.0.3")
+            assert status == 503 and seconds < 1 and b"retry-after: 1" in answer, answer
+        results = [f.result() for f in pending]
+    rates = [rate for _, rate in slow] + [0] * (len(results) - len(slow))
+    for rate, (status, seconds, answer) in zip(rates, results):
+        assert (status == 408 and b"too slow" in answer) or (status is None and rate), answer
+        assert (3.5 < seconds < 8) if rate == 2000 else (1.5 < seconds < 3.9), (rate, seconds)
+    assert health(url)["uploading"] == 0
+    assert post(url, encode(photo))[0] == 200
+
+
+def bindable(address: str) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((address, 0))
+            return True
+        except OSError:
+            return False
+
+
+def test_declared_length_over_the_limit_gets_413_at_once(server):
+    """Content-Length 1 TB and three bytes: 413 within a second, nothing read, the
+    connection closed (the old body limit read and discarded up to 80 MB first)."""
+    status, seconds, answer = upload(server[1], 999_999_999_999, head=b"abc")
+    assert status == 413 and seconds < 1 and b"larger than the 20 MB" in answer, answer
+    assert health(server[0])["uploading"] == 0
 
 
 @pytest.mark.skipif(SEGME is None, reason="the segme console script is not installed")

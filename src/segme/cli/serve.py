@@ -22,8 +22,19 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
           max_mb: float = typer.Option(20.0, help="Largest request body in MB (413 above)."),
           max_megapixels: float = typer.Option(40.0, help="Largest image in megapixels (413 "
                                                "above)."),
-          timeout: float = typer.Option(30.0, help="Seconds per request, queue wait included "
-                                        "(504 after)."),
+          timeout: float = typer.Option(30.0, help="Seconds per request once its body is in, "
+                                        "queue wait included (504 after)."),
+          memory_mb: float = typer.Option(1000.0, help="Memory in MB that the images being "
+                                          "processed may use together; requests wait for "
+                                          "their share."),
+          upload_timeout: float = typer.Option(120.0, help="Seconds a client has to send its "
+                                               "whole request body (408 after)."),
+          min_upload_rate: float = typer.Option(10.0, help="Slowest upload in kB/s, on average "
+                                                "after its first 2 s (408 below; 0: none)."),
+          max_uploads: int = typer.Option(128, min=1, help="Request bodies arriving at once "
+                                          "(503 above)."),
+          max_uploads_per_client: int = typer.Option(8, min=1, help="Request bodies arriving "
+                                                     "at once from one address (429 above)."),
           ) -> None:
     """Serve the model over HTTP: POST /v1/cutout, /v1/mask, /v1/replace, /v1/blur; docs at /docs."""
     try:
@@ -36,12 +47,17 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.
         raise ImportError(f'the HTTP server needs FastAPI and uvicorn ({e.name} is missing): '
                           'pip install "segme[serve]"') from None
 
-    if max_mb <= 0 or max_megapixels <= 0 or timeout <= 0:
-        raise ValueError("--max-mb, --max-megapixels and --timeout must be positive")
+    if min(max_mb, max_megapixels, timeout, memory_mb, upload_timeout) <= 0:
+        raise ValueError("--max-mb, --max-megapixels, --timeout, --memory-mb and "
+                         "--upload-timeout must be positive")
+    if min_upload_rate < 0:
+        raise ValueError("--min-upload-rate must be 0 or more")
     # the model loads before the port is taken: a bad model file fails without holding it
     app = create_app(model, workers=workers, threads=threads, queue=queue,
                      max_bytes=round(max_mb * 1e6), max_pixels=round(max_megapixels * 1e6),
-                     timeout=timeout)
+                     timeout=timeout, memory=round(memory_mb * 1e6),
+                     upload_timeout=upload_timeout, min_upload_rate=min_upload_rate * 1e3,
+                     max_uploads=max_uploads, max_uploads_per_client=max_uploads_per_client)
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     print(f"segme serving {app.state.pool.card.arch} on http://{shown}:{sock.getsockname()[1]} "

@@ -8,15 +8,21 @@ photo); corrupt, truncated, empty and decompression-bomb files refused with one 
 
 from __future__ import annotations
 
+import contextlib
 import io
+import struct
+import threading
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+T = TypeVar("T")
 
 
 class ImageError(ValueError):
@@ -33,23 +39,44 @@ class ImageTooLarge(ImageError):
 UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF")
 
 
-def _open(fp, name: str, max_pixels: int | None = None,
-          formats: tuple[str, ...] | None = None) -> Image.Image:
-    """Open ``fp`` (a path or a binary file object), check its size, decode, EXIF-orient."""
+_BOMB_WARNING_LOCK = threading.Lock()
+_REDUCIBLE = ("L", "RGB", "I", "F")  # modes Image.reduce averages as pixels (not palettes)
+# rows converted to numpy at a time: PIL's tobytes() of a whole image is a second copy of it
+_BAND_BYTES = 1 << 22
+
+
+@contextlib.contextmanager
+def _no_bomb_warning(pixels: int | None = None) -> Iterator[None]:
+    """PIL's DecompressionBombWarning off for the block (given ``pixels``: only for an image
+    large enough to warn). The caller has its limit; between MAX_IMAGE_PIXELS and twice that
+    PIL only warns, above it raises (ImageTooLarge here). catch_warnings swaps process-wide
+    filters, so two threads decoding at once (the server's workers) take turns: unlocked,
+    one thread's exit would restore the filters under the other's feet."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if pixels is not None and (limit is None or pixels <= limit):
+        yield
+        return
+    with _BOMB_WARNING_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _opened(fp, name: str, max_pixels: int | None = None,
+            formats: tuple[str, ...] | None = None) -> Iterator[Image.Image]:
+    """``Image.open(fp)`` with its size checked against ``max_pixels`` (header only, nothing
+    decoded yet); any failure in the block becomes ImageError (ImageTooLarge for size)."""
     try:
-        with warnings.catch_warnings():
-            # Between MAX_IMAGE_PIXELS and twice that PIL only warns; above, it raises: the
-            # limit stays PIL's own unless the caller sets a lower one.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(fp, formats=formats) as img:
-                # the header gives the size: refuse before decoding, not after
-                if max_pixels is not None and img.width * img.height > max_pixels:
-                    raise ImageTooLarge(
-                        f"cannot read {name}: {img.width}x{img.height} pixels is more than the "
-                        f"{max_pixels / 1e6:g} megapixels allowed; send a smaller image"
-                    )
-                img.load()  # decode now: a truncated file fails here, not later
-                return ImageOps.exif_transpose(img)
+        with _no_bomb_warning():
+            img = Image.open(fp, formats=formats)
+        with img:
+            # the header gives the size: refuse before decoding, not after
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise ImageTooLarge(
+                    f"cannot read {name}: {img.width}x{img.height} pixels is more than the "
+                    f"{max_pixels / 1e6:g} megapixels allowed; send a smaller image"
+                )
+            yield img
     except (ImageError, MemoryError):
         raise
     except FileNotFoundError:
@@ -63,6 +90,29 @@ def _open(fp, name: str, max_pixels: int | None = None,
         # corrupt data makes PIL's plugins raise OSError, ValueError, SyntaxError,
         # struct.error, IndexError...: each of them means a bad file, not a bug here
         raise ImageError(f"cannot read {name}: {str(e) or type(e).__name__}") from None
+
+
+def _open(fp, name: str, max_pixels: int | None = None,
+          formats: tuple[str, ...] | None = None, shrink: int = 1,
+          then: Callable[[Image.Image], T] = Image.Image.copy) -> T:
+    """Open ``fp`` (a path or a binary file object), check its size, decode (at
+    ``1/shrink`` of each side), EXIF-orient; ``then(image)`` before the file is closed."""
+    with _opened(fp, name, max_pixels, formats) as img:
+        whole = img.size
+        size = (-(-img.width // shrink), -(-img.height // shrink))
+        if shrink > 1:
+            img.draft(None, size)  # JPEG: decoded at 1/2, 1/4 or 1/8 of each side, not below
+        with _no_bomb_warning(whole[0] * whole[1]):
+            img.load()  # decode now: a truncated file fails here, not later
+        if img.size != size:
+            if img.mode not in _REDUCIBLE:  # converted as pil_to_rgb would, before shrinking
+                img = img.convert("L" if img.mode in ("1", "LA") else
+                                  "I" if img.mode in _SIXTEEN_BIT else "RGB")
+            # box averages: over whole factors, or over what a JPEG draft left to do
+            img = (img.reduce(shrink) if img.size == whole
+                   else img.resize(size, Image.Resampling.BOX))
+        ImageOps.exif_transpose(img, in_place=True)
+        return then(img)
 
 
 def open_image(path: str | Path) -> Image.Image:
@@ -81,7 +131,7 @@ def open_image(path: str | Path) -> Image.Image:
 
 
 def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = None,
-                 formats: tuple[str, ...] | None = UPLOAD_FORMATS) -> np.ndarray:
+                 formats: tuple[str, ...] | None = UPLOAD_FORMATS, shrink: int = 1) -> np.ndarray:
     """Decode an encoded image held in memory (an upload) as uint8 [H, W, 3] RGB.
 
     The same rules as ``read_image`` (EXIF orientation, 16-bit, CMYK, palette, alpha...).
@@ -92,6 +142,11 @@ def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = 
         max_pixels: refuse images with more pixels (width x height) than this, read from the
             header before anything is decoded; None: PIL's decompression-bomb limit only.
         formats: Pillow format names to try (None: every plugin Pillow has).
+        shrink: an integer factor: the image comes back ``ceil(H / shrink) x ceil(W /
+            shrink)``, box-averaged, for a caller that needs no more. JPEG decodes at that
+            size (or at 1/2, 1/4 of it) and never holds the whole image; other formats decode
+            whole in their own mode (1 byte a pixel for grey, palette and 1-bit) and shrink
+            before the RGB conversion.
 
     Raises:
         ImageTooLarge: more pixels than ``max_pixels`` (or PIL's limit).
@@ -99,7 +154,54 @@ def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = 
     """
     if not data:
         raise ImageError(f"cannot read {name}: it is empty (0 bytes)")
-    return pil_to_rgb(_open(io.BytesIO(data), name, max_pixels, formats), name)
+    return _open(io.BytesIO(data), name, max_pixels, formats, shrink,
+                 lambda img: _to_rgb(img, name))
+
+
+def image_size(data: bytes, name: str = "the image", max_pixels: int | None = None,
+               formats: tuple[str, ...] | None = UPLOAD_FORMATS) -> tuple[int, int]:
+    """(H, W) of the array ``decode_image`` would return (EXIF orientation applied), read
+    from the header: nothing is decoded, so a truncated file passes here.
+
+    Raises:
+        ImageTooLarge, ImageError: as ``decode_image``.
+    """
+    if not data:
+        raise ImageError(f"cannot read {name}: it is empty (0 bytes)")
+    with _opened(io.BytesIO(data), name, max_pixels, formats) as img:
+        if img.format == "PNG" and "exif" not in img.info:
+            # an eXIf chunk after the pixels: Pillow's getexif() would decode them to reach it
+            exif = Image.Exif()
+            exif.load(_png_chunk(data, b"eXIf"))
+        else:
+            exif = img.getexif()
+        turned = exif.get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)  # as exif_transpose
+        return (img.width, img.height) if turned else (img.height, img.width)
+
+
+def _png_chunk(data: bytes, kind: bytes) -> bytes:
+    """The first chunk ``kind`` of a PNG file's bytes (empty when there is none)."""
+    if kind not in data:  # a C-speed scan spares the walk over every chunk
+        return b""
+    pos = 8
+    while pos + 8 <= len(data):
+        length, name = struct.unpack_from(">I4s", data, pos)
+        if name == kind:
+            return data[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return b""
+
+
+def _to_rgb(img: Image.Image, name: str) -> np.ndarray:
+    """``pil_to_rgb`` a band of rows at a time: the image and its array, not a third copy."""
+    rows = max(1, _BAND_BYTES // (4 * img.width))
+    if img.mode == "F" or img.height <= rows:  # F scales by the whole image's maximum
+        return pil_to_rgb(img, name)
+    out = np.empty((img.height, img.width, 3), np.uint8)
+    for y in range(0, img.height, rows):
+        out[y : y + rows] = pil_to_rgb(img.crop((0, y, img.width, min(y + rows, img.height))),
+                                       name)
+    return out
 
 
 def plane_to_uint8(arr: np.ndarray, mode: str) -> np.ndarray:

@@ -10,19 +10,25 @@ The image comes as the multipart field ``file`` or as the whole request body wit
 ``Content-Type: image/*``; options come as query parameters or form fields. Every refusal is
 JSON ``{"error": "..."}`` with a 4xx status (503/504 for load), never a 500 for what a
 client sent. Clients send bytes only: no parameter names a file on the server.
+
+A request's way in: ``UploadGuard`` (body size, read deadline, uploads at once) -> the whole
+body read -> the image header checked (``Job.prepare``) -> a place in the pool (``admit``) ->
+its share of the memory budget -> a worker (``Job.__call__``) -> the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
 import math
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -31,9 +37,10 @@ from fastapi_offline import FastAPIOffline
 from PIL import Image
 from starlette.datastructures import Headers, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from segme import effects
-from segme.io.images import ImageError, ImageTooLarge, decode_image
+from segme.io.images import ImageError, ImageTooLarge, decode_image, image_size
 from segme.segmenter import DEFAULT_MODEL
 from segme.serve.pool import Busy, InferencePool
 
@@ -49,6 +56,19 @@ _HOW_TO_SEND = ("send the image as the request body with Content-Type image/jpeg
                 "...) or as the file field 'file' of a multipart/form-data body")
 _TRUE, _FALSE = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
 MAX_STRENGTH = 100.0  # blur: 10% of the short side; beyond that the picture is all blur
+# The model, guided upsampling and refine see a larger photo shrunk to at most this many
+# pixels (by a whole factor); the alpha is upsampled to full size at the end, where the output
+# needs it. A 224-pixel model's edges gain nothing from a finer guide, and the full-size float
+# planes of guided upsampling (17 bytes a pixel) are what took 40 MP images past 1 GB.
+WORK_PIXELS = 4_000_000
+# Peak bytes a job holds, per pixel of the photo at the working size (decoding, the model,
+# guided upsampling; refine's guided filter on top) and per pixel of the whole photo (what
+# the output needs at full size: the mask; the photo and the mask for cutout; the photo, the
+# alpha and the effect's planes for replace and blur). Measured (`python benchmarks/load.py
+# --scenario jobs`), with room for the larger PNG a noisy photo's cutout makes.
+WORK_BYTES, REFINE_BYTES = 22, 24
+FULL_BYTES = {"mask": 1, "cutout": 10, "replace": 17, "blur": 17}
+UPLOAD_GRACE = 2.0  # seconds before an upload's minimum rate applies (first bytes, slow start)
 
 
 class Refused(Exception):
@@ -105,26 +125,70 @@ class Job:
     background: bytes | None = None
     fit: str = "fill"
     strength: float = 15.0
+    size: tuple[int, int] = (0, 0)  # (H, W) of the photo, from its header (prepare)
+    shrink: int = 1  # the model's side of the work sees the photo at 1/shrink of each side
+    bg_shrink: int = 1  # the background is decoded at 1/bg_shrink, still covering the photo
+
+    def prepare(self, max_pixels: int) -> int:
+        """Read the sizes from the image headers (ImageTooLarge, ImageError before anything
+        is decoded) and plan the work; the bytes the job will hold at its peak."""
+        self.size = image_size(self.image, self.image_name, max_pixels)
+        pixels = self.size[0] * self.size[1]
+        self.shrink = math.ceil(math.sqrt(pixels / WORK_PIXELS))
+        work = math.ceil(self.size[0] / self.shrink) * math.ceil(self.size[1] / self.shrink)
+        memory = ((WORK_BYTES + REFINE_BYTES * self.refine) * work
+                  + FULL_BYTES[self.verb] * pixels + len(self.image))
+        if self.background is not None:
+            bh, bw = image_size(self.background, "field 'background'", max_pixels)
+            # the short side still covers the photo's long side: enough for fill and fit,
+            # whichever way either is turned
+            self.bg_shrink = max(1, min(bh, bw) // max(self.size))
+            # decoded (7 bytes a pixel at its peak), then scaled to cover the photo and cropped
+            memory += (7 * math.ceil(bh / self.bg_shrink) * math.ceil(bw / self.bg_shrink)
+                       + 3 * pixels + len(self.background))
+        return memory
 
     def __call__(self, seg, max_pixels: int) -> bytes:
         """Decode, segment, apply the effect, encode; runs on a worker thread."""
-        image = decode_image(self.image, self.image_name, max_pixels)  # uint8 [H, W, 3]
+        return encode(self.render(seg, max_pixels), _FORMATS[self.format][0])
+
+    def render(self, seg, max_pixels: int) -> np.ndarray:
+        """The output image, uint8 [H, W] (mask), [H, W, 4] (cutout) or [H, W, 3].
+
+        A photo of up to WORK_PIXELS goes through the library's path as it is. A larger
+        one is segmented at 1/shrink of each side and its alpha bilinearly upsampled; /mask
+        never decodes the photo whole (JPEG decodes at the reduced size), the other verbs
+        decode it for their full-size output. Locals die on return: the encoder gets the
+        memory of the photo and the alpha back.
+        """
+        image = None
+        if self.verb == "mask":
+            small = decode_image(self.image, self.image_name, max_pixels, shrink=self.shrink)
+        else:
+            image = decode_image(self.image, self.image_name, max_pixels)  # uint8 [H, W, 3]
+            h, w = image.shape[:2]
+            small = image if self.shrink == 1 else cv2.resize(
+                image, (-(-w // self.shrink), -(-h // self.shrink)), interpolation=cv2.INTER_AREA)
         background = None
         if self.background is not None:  # decoded before the model runs: fail fast
-            background = decode_image(self.background, "field 'background'", max_pixels)
-        alpha = seg(image)  # float32 [H, W] in [0, 1]
+            background = decode_image(self.background, "field 'background'", max_pixels,
+                                      shrink=self.bg_shrink)
+        alpha = seg(small)  # float32 [h, w] in [0, 1]
         if self.refine:
-            alpha = effects.refine(alpha, image)
-        if self.verb == "cutout":
-            out = effects.cutout(image, alpha)
-        elif self.verb == "mask":
-            out = effects.mask8(alpha)
-        elif self.verb == "replace":
+            alpha = effects.refine(alpha, small)
+        del small
+        height, width = image.shape[:2] if image is not None else self.size
+        if self.verb in ("mask", "cutout"):
+            mask = effects.mask8(alpha)  # upsampled as uint8: a quarter of the float's memory
+            if mask.shape != (height, width):
+                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
+            return mask if self.verb == "mask" else np.dstack([image, mask])  # effects.cutout
+        if alpha.shape != (height, width):
+            alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
+        if self.verb == "replace":
             bg = background if background is not None else self.color
-            out = effects.replace_background(image, alpha, bg, self.fit)
-        else:
-            out = effects.blur_background(image, alpha, self.strength)
-        return encode(out, _FORMATS[self.format][0])
+            return effects.replace_background(image, alpha, bg, self.fit)
+        return effects.blur_background(image, alpha, self.strength)
 
 
 def encode(array: np.ndarray, fmt: str) -> bytes:
@@ -143,6 +207,11 @@ def create_app(
     max_bytes: int = 20_000_000,
     max_pixels: int = 40_000_000,
     timeout: float = 30.0,
+    memory: int = 1_000_000_000,
+    upload_timeout: float = 120.0,
+    min_upload_rate: float = 10_000.0,
+    max_uploads: int = 128,
+    max_uploads_per_client: int = 8,
     static_dir: str | Path | None = STATIC,
 ) -> FastAPI:
     """The segme HTTP API around one model, loaded here, once.
@@ -154,14 +223,25 @@ def create_app(
         workers: images processed at once, each on its own thread with its own session.
         threads: inference threads per worker; None: cores // workers (at least 1).
         queue: requests that may wait for a worker; beyond ``workers + queue`` requests in
-            flight a request gets 503 at once, with ``Retry-After``.
+            flight a request gets 503 at once, with ``Retry-After``. A request takes its
+            place only once its body has arrived.
         max_bytes: largest request body (the whole multipart body, background included);
-            larger gets 413 before any decoding.
+            larger gets 413 before any decoding, and a declared Content-Length larger than
+            this before any of the body is read.
         max_pixels: largest image (width x height, read from its header before decoding);
-            larger gets 413. A job holds roughly 20-40 bytes per pixel while it runs
-            (decoded image, alpha, effect, output), so workers x max_pixels bounds memory.
-        timeout: seconds from hand-over to a worker (queue wait included) to the result;
-            later gets 504.
+            larger gets 413.
+        timeout: seconds from admission (waits for memory and a worker included) to the
+            result; later gets 504.
+        memory: bytes that the images being processed may hold together; a job waits for
+            its share, estimated from its image header (``WORK_BYTES``, ``FULL_BYTES``: a
+            40 MP photo takes about 100 MB for /mask, 370 for /cutout, 700 for /replace and
+            /blur); one that needs more than this runs alone.
+        upload_timeout: seconds a client has to send its whole body; later gets 408 and the
+            connection is closed.
+        min_upload_rate: bytes a second a body must average after its first UPLOAD_GRACE
+            seconds (0: no minimum); a slower one gets 408 and the connection is closed.
+        max_uploads: requests that may be sending their bodies at once; one more gets 503.
+        max_uploads_per_client: of those, from one client address; one more gets 429.
         static_dir: folder served at ``/static`` (and its ``index.html`` at ``/``) when it
             exists; None: none.
 
@@ -172,10 +252,14 @@ def create_app(
         ValueError, FileNotFoundError: a bad limit or model file.
     """
     for name, value in (("max_bytes", max_bytes), ("max_pixels", max_pixels),
-                        ("timeout", timeout)):
+                        ("timeout", timeout), ("memory", memory),
+                        ("upload_timeout", upload_timeout), ("max_uploads", max_uploads),
+                        ("max_uploads_per_client", max_uploads_per_client)):
         if not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
-    pool = InferencePool(model, workers=workers, threads=threads, queue=queue)
+    if not min_upload_rate >= 0:
+        raise ValueError(f"min_upload_rate must be 0 or more, got {min_upload_rate}")
+    pool = InferencePool(model, workers=workers, threads=threads, queue=queue, memory=memory)
     model_path = pool.model if pool.model is not None else DEFAULT_MODEL
     static = Path(static_dir) if static_dir is not None else None
 
@@ -195,7 +279,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.pool = pool
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.state.uploads = uploads = Uploads()
+    app.add_middleware(UploadGuard, uploads=uploads, max_bytes=max_bytes,
+                       timeout=upload_timeout, min_rate=min_upload_rate, max_uploads=max_uploads,
+                       max_per_client=max_uploads_per_client)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
@@ -213,7 +300,9 @@ def create_app(
             {"status": "ok" if ready else "stopping", "ready": ready,
              "arch": pool.card.arch, "input_size": list(pool.card.input_size),
              "workers": pool.workers, "threads": pool.threads, "running": pool.running,
-             "queue_depth": pool.waiting, "queue_limit": pool.queue_limit},
+             "queue_depth": pool.waiting, "queue_limit": pool.queue_limit,
+             "uploading": uploads.total, "memory_mb": round(pool.budget.used / 1e6),
+             "memory_limit_mb": round(pool.budget.total / 1e6)},
             status_code=200 if ready else 503)
 
     @app.get("/v1/model", summary="The ModelCard: how to feed the model yourself.")
@@ -246,26 +335,30 @@ def create_app(
 
 def _endpoint(verb: Verb, pool: InferencePool, max_pixels: int, timeout: float):
     async def endpoint(request: Request) -> Response:
-        """One image request: admit, read, validate, run on a worker, answer."""
+        """One image request: read, validate, admit, run on a worker, answer."""
+        job = await _read_job(request, verb)  # the whole body, under UploadGuard's limits
         try:
-            slot = pool.admit()  # before the upload is read: refusing is cheap
-        except Busy as e:
-            raise Refused(503, str(e), {"Retry-After": "1"}) from None
-        try:
-            job = await _read_job(request, verb)
+            # image headers only (400/413 before any decoding), off the event loop: a
+            # crafted file can make even a header slow to parse
+            memory = await asyncio.to_thread(job.prepare, max_pixels)
             try:
-                data = await pool.run(slot, partial(job, max_pixels=max_pixels), timeout)
-            except ImageTooLarge as e:
-                raise Refused(413, str(e)) from None
-            except ImageError as e:
-                raise Refused(400, str(e)) from None
-            except TimeoutError:
-                raise Refused(504, f"no result within {timeout:g} s: the server is busy or "
-                              "the image is large; retry later or send a smaller one") from None
-            return Response(data, media_type=_FORMATS[job.format][1])
-        finally:
-            if not slot.handed_over:
-                slot.release()
+                slot = pool.admit()  # only now: a slow upload holds no worker or queue place
+            except Busy as e:
+                raise Refused(503, str(e), {"Retry-After": "1"}) from None
+            try:
+                data = await pool.run(slot, partial(job, max_pixels=max_pixels), timeout,
+                                      memory)
+            finally:
+                if not slot.handed_over:
+                    slot.release()
+        except ImageTooLarge as e:
+            raise Refused(413, str(e)) from None
+        except ImageError as e:
+            raise Refused(400, str(e)) from None
+        except TimeoutError:
+            raise Refused(504, f"no result within {timeout:g} s: the server is busy or "
+                          "the image is large; retry later or send a smaller one") from None
+        return Response(data, media_type=_FORMATS[job.format][1])
 
     return endpoint
 
@@ -368,64 +461,150 @@ def _number(name: str, value: str, low: float, high: float) -> float:
     return x
 
 
-class BodyLimit:
-    """ASGI middleware: a cap on request bodies, and an unread body read before a refusal.
+@dataclass
+class Uploads:
+    """Requests sending their bodies now: in all, and per client address."""
 
-    A declared ``Content-Length`` above ``max_bytes`` is refused with 413 without calling
-    the app; a body that grows past it (chunked uploads) raises ``Refused(413)`` from
-    ``receive``. A response that starts before the client finished sending (a 413, a 503
-    at admission) first reads and discards up to ``drain_bytes`` of the rest: a client
-    still writing its upload would otherwise get a connection reset instead of the answer.
+    total: int = 0
+    by_client: dict[str, int] = field(default_factory=dict)
+
+    def add(self, client: str, n: int) -> None:
+        self.total += n
+        self.by_client[client] = self.by_client.get(client, 0) + n
+        if not self.by_client[client]:
+            del self.by_client[client]
+
+
+class UploadGuard:
+    """ASGI middleware: request bodies bounded in size, in time and in number.
+
+    - Size: a declared ``Content-Length`` above ``max_bytes`` is answered 413 at once, none
+      of the body read, and the connection closed; a body that grows past it (chunked)
+      raises ``Refused(413)`` from ``receive``.
+    - Time: the whole body within ``timeout`` seconds, and from ``UPLOAD_GRACE`` seconds on
+      at least ``min_rate`` bytes a second on average; a client that falls behind gets 408
+      (``Refused`` from ``receive``) and the connection is closed. uvicorn has no such
+      deadline (its keep-alive timeout covers only the idle time between requests).
+    - Number: at most ``max_uploads`` requests send their bodies at once, ``max_per_client``
+      of them from one client address; one more gets 503 (429 for the one address) at once,
+      with ``Retry-After``, and the connection is closed.
+
+    A response that starts before the body has all arrived (a 415, a 404) first reads the
+    rest, under the same limits: a client still writing would otherwise get a connection
+    reset instead of the answer. A response after a refusal mid-body closes the connection.
     """
 
-    def __init__(self, app, max_bytes: int, drain_bytes: int | None = None) -> None:
+    def __init__(self, app, uploads: Uploads, max_bytes: int, timeout: float, min_rate: float,
+                 max_uploads: int, max_per_client: int) -> None:
         self.app = app
+        self.uploads = uploads
         self.max_bytes = max_bytes
-        self.drain_bytes = drain_bytes if drain_bytes is not None else 4 * max_bytes
+        self.timeout = timeout
+        self.min_rate = min_rate
+        self.max_uploads = max_uploads
+        self.max_per_client = max_per_client
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        length = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        # with Expect: 100-continue the client waits for a go-ahead before sending the body,
-        # so a refusal before the first receive() needs no draining
+        length = headers.get("content-length", "").strip()
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _answer(scope, receive, send, 413, _too_big(self.max_bytes))
+            return
+        if "chunked" not in headers.get("transfer-encoding", "").lower() and (
+                not length.isdigit() or int(length) == 0):
+            await self.app(scope, receive, send)  # no body: nothing to wait for
+            return
+        client = (scope.get("client") or ("",))[0]
+        if self.uploads.total >= self.max_uploads:
+            await _answer(scope, receive, send, 503, f"{self.max_uploads} uploads are in "
+                          "progress, the most this server takes at once; retry shortly",
+                          {"Retry-After": "1"})
+            return
+        if self.uploads.by_client.get(client, 0) >= self.max_per_client:
+            await _answer(scope, receive, send, 429, f"{self.max_per_client} uploads from your "
+                          "address are in progress, the most this server takes from one; "
+                          "retry when one is done", {"Retry-After": "1"})
+            return
+        self.uploads.add(client, 1)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        # with Expect: 100-continue the client waits for a go-ahead (the first receive())
+        # before sending the body: nothing to read before a response that comes first
         expects_continue = headers.get("expect", "").lower() == "100-continue"
-        state = {"done": not chunked and (length is None or length.strip() == "0"),
-                 "received": 0, "reading": False}
+        state = {"received": 0, "complete": False, "counted": True, "reading": False,
+                 "close": False, "gone": False}
 
-        async def limited_receive():
-            message = await receive()
+        def stop_counting() -> None:
+            if state["counted"]:
+                state["counted"] = False
+                self.uploads.add(client, -1)
+
+        async def guarded_receive():
+            if state["complete"]:
+                return await receive()
             state["reading"] = True
+            allowed = self.timeout
+            if self.min_rate:
+                allowed = min(allowed, UPLOAD_GRACE + state["received"] / self.min_rate)
+            try:
+                message = await asyncio.wait_for(receive(), start + allowed - loop.time())
+            except asyncio.TimeoutError:
+                state["close"] = True
+                stop_counting()
+                raise Refused(408, _too_slow(state["received"], length, loop.time() - start,
+                                             self.timeout, self.min_rate)) from None
             if message["type"] == "http.request":
                 state["received"] += len(message.get("body", b""))
-                state["done"] = not message.get("more_body", False)
+                state["complete"] = not message.get("more_body", False)
                 if state["received"] > self.max_bytes:
+                    state["close"] = True
+                    stop_counting()
                     raise Refused(413, _too_big(self.max_bytes))
-            else:
-                state["done"] = True
+            else:  # http.disconnect
+                state["complete"] = state["gone"] = True
+            if state["complete"]:
+                stop_counting()
             return message
 
-        async def draining_send(message) -> None:
-            if (message["type"] == "http.response.start" and not state["done"]
-                    and (state["reading"] or not expects_continue)):
-                drained = 0
-                while not state["done"] and drained <= self.drain_bytes:
-                    m = await receive()
-                    drained += len(m.get("body", b""))
-                    state["done"] = m["type"] != "http.request" or not m.get("more_body")
-                if not state["done"]:  # too much to read: answer and hang up
-                    message = {**message,
-                               "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        async def guarded_send(message) -> None:
+            if message["type"] == "http.response.start" and not state["complete"]:
+                if not state["close"] and (state["reading"] or not expects_continue):
+                    try:
+                        while not state["complete"]:
+                            await guarded_receive()
+                    except Refused:
+                        pass
+                if not state["complete"]:  # answer and hang up
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"connection", b"close")]}
             await send(message)
 
-        if length is not None and length.strip().isdigit() and int(length) > self.max_bytes:
-            response = JSONResponse({"error": _too_big(self.max_bytes)}, status_code=413)
-            await response(scope, receive, draining_send)
-            return
-        await self.app(scope, limited_receive, draining_send)
+        try:
+            await self.app(scope, guarded_receive, guarded_send)
+        except ClientDisconnect:
+            if not state["gone"]:
+                raise
+            # the client hung up mid-upload: nobody to answer, nothing worth a traceback
+        finally:
+            stop_counting()
+
+
+async def _answer(scope, receive, send, status: int, error: str,
+                  headers: dict[str, str] | None = None) -> None:
+    """A JSON refusal sent before any of the body is read; the connection is closed after."""
+    response = JSONResponse({"error": error}, status_code=status,
+                            headers={**(headers or {}), "Connection": "close"})
+    await response(scope, receive, send)
+
+
+def _too_slow(received: int, length: str, seconds: float, timeout: float, rate: float) -> str:
+    of = f" of {length}" if length else ""
+    need = f" and at {rate / 1e3:g} kB/s or faster" if rate else ""
+    return (f"request body too slow: {received}{of} bytes in {seconds:.1f} s; send it within "
+            f"{timeout:g} s{need}")
 
 
 def _too_big(max_bytes: int) -> str:
