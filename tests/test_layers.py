@@ -15,7 +15,8 @@ LAYERS = [
     ("segme.io",),  # files, images, videos, cameras
     ("segme.preprocess", "segme.postprocess"),
     ("segme.models",),  # torch networks, their encoders and reading their files
-    ("segme.runtime", "segme.temporal", "segme.effects"),  # backends; streams; composites
+    # backends; streams (and the model-free baseline, which streams too); composites
+    ("segme.runtime", "segme.temporal", "segme.bgsub", "segme.effects"),
     ("segme.segmenter",),
     ("segme.data",),  # training data
     ("segme.train", "segme.evaluate", "segme.export"),

@@ -243,8 +243,8 @@ def bench(tmp_path_factory):
     return root
 
 
-@needs_cli
-def test_eval_video_motion_and_real_clips(bench, tmp_path):
+def _clip_file(tmp_path):
+    """A 7-frame motion clip as an MP4 file (a real clip's stand-in)."""
     pytest.importorskip("av", reason="PyAV (the video extra) is not installed")
     from segme.io.video import write_video
 
@@ -252,6 +252,12 @@ def test_eval_video_motion_and_real_clips(bench, tmp_path):
     frames, _ = motion_clip(image, mask, frames=7, seed=0)
     video = tmp_path / "clip.mp4"
     assert write_video(frames, video, Fraction(15)) == 7
+    return video
+
+
+@needs_cli
+def test_eval_video_motion_and_real_clips(bench, tmp_path):
+    video = _clip_file(tmp_path)
     res = run("eval-video", "--model", bench / "prior.onnx", "--data", bench / "data/val",
               "--clips", 2, "--frames", 8, "--videos", video, "--max-frames", 6,
               "--json", tmp_path / "r.json", "--no-progress")
@@ -266,6 +272,39 @@ def test_eval_video_motion_and_real_clips(bench, tmp_path):
         rows = [line.split() for line in res.stdout.splitlines() if line.startswith(method + " ")]
         assert [r[1] for r in rows] == ["motion", "clips"]
         assert rows[1][3:5] == ["-", "-"]  # no truth for real clips
+
+
+def test_baseline_is_right_on_a_still_camera_and_lost_when_it_moves():
+    """The seed's background subtraction, given the empty scene at the first frame's view:
+    a bright person in a dark patterned room is found while the camera holds still; a
+    camera that pans makes the room's pattern itself look like a person."""
+    from segme.evaluate.video import empty_scene
+
+    image, mask = photo(0, 96, 128)
+    y, x = np.mgrid[:96, :128]
+    room = (((y // 6 + x // 6) % 2) * 90).astype(np.uint8)[:, :, None].repeat(3, 2)
+    image = np.where((mask >= 0.5)[:, :, None], image, room)
+    empty = motion_clip(empty_scene(image, mask), mask, frames=1, seed=0)[0][0]
+    scores = {}
+    for static in (12, 0):
+        clip, truths = motion_clip(image, mask, frames=12, seed=0, static=static)
+        acc = TemporalAccumulator()
+        run_clip(None, "bgsub", clip, acc, truths, background=empty)
+        scores[static] = acc.results()
+    assert scores[12]["fg_iou"] > 85 and scores[12]["instability"] == 0
+    assert scores[0]["fg_iou"] < 60 and scores[0]["instability"] > 20
+
+
+@needs_cli
+def test_eval_video_measures_the_baseline_beside_the_model(bench, tmp_path):
+    video = _clip_file(tmp_path)
+    run("eval-video", "--data", bench / "data/val", "--clips", 2, "--frames", 6, "--videos",
+        video, "--temporal", "ema,BGSUB", "--json", tmp_path / "r.json", "--no-progress")
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert list(data) == ["ema", "bgsub"]
+    motion, clips = data["bgsub"]["motion"], data["bgsub"]["clips"]
+    assert motion["frames"] == 12 and clips["frames"] == 7
+    assert 0.0 <= motion["fg_iou"] <= 100.0 and motion["dtssd"] >= 0.0 and motion["fps"] > 0
 
 
 @needs_cli
@@ -285,7 +324,7 @@ def test_eval_video_markdown_with_chosen_methods(bench):
     ([], ["nothing to evaluate"]),
     (["--data", ".", "--frames", 1], ["at least 2 frames"]),
     (["--data", ".", "--temporal", "none,blur"], ["unknown temporal method", "'blur'",
-                                                  "none, ema, flow, ofd, prior"]),
+                                                  "none, ema, flow, ofd, prior", "bgsub"]),
     (["--data", ".", "--temporal", "prior"], ["prior", "previous-frame"]),  # built-in: RGB only
 ])
 def test_eval_video_mistakes_give_one_line(args, words):

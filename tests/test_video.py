@@ -192,8 +192,9 @@ def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
 
     import cv2
 
-    from segme.cli._apply import apply_camera
+    from segme.cli._apply import _write_rendered, apply_camera
     from segme.io.camera import Camera
+    from segme.io.sinks import FileSink
     from segme.segmenter import Segmenter
 
     src = make_video(tmp_path / "cam.mp4", frames=30, audio=False)
@@ -207,11 +208,59 @@ def test_camera_loop_finalises_the_file_on_ctrl_c(tmp_path, model):
         return frame
 
     before = signal.getsignal(signal.SIGINT)  # SIG_IGN under nohup, Python's own otherwise
-    target = apply_camera(camera, tmp_path / "live", Segmenter(model), render)
+    sink = FileSink(lambda frames: _write_rendered(frames, tmp_path / "live", Fraction(30)))
+    apply_camera(camera, Segmenter(model).streamer("ema"), render, [sink])
+    target, n = sink.result
     frames, _, _, _ = streams(target)
     # the frames already in the pipeline when Ctrl-C came are finished and written too
-    assert target.suffix == ".mp4" and frames == len(seen) and 10 <= frames <= 14
+    assert target.suffix == ".mp4" and frames == n == len(seen) and 10 <= frames <= 14
     assert signal.getsignal(signal.SIGINT) is before  # the caller's handler restored
+
+
+@pytest.mark.parametrize("view", ["blur", "replace", "mask"])
+def test_camera_run_feeds_its_sinks_every_frame_in_order(tmp_path, model, view):
+    """A file paced at 30 fps as the camera, the model with ema, each view: the fake sink
+    gets one rendered frame per camera frame not dropped, at the camera's size, in the
+    camera's order (the newest frame always among them)."""
+    import cv2
+
+    from segme.cli._apply import apply_camera
+    from segme.cli._live import Look
+    from segme.io.camera import Camera
+    from segme.segmenter import Segmenter
+
+    src = make_video(tmp_path / "cam.mp4", frames=30, audio=False)
+    cap = cv2.VideoCapture(str(src))
+    decoded = []
+    while (got := cap.read())[0]:
+        decoded.append(cv2.cvtColor(got[1], cv2.COLOR_BGR2RGB))  # as Camera reads them
+    assert len(decoded) == 30
+    sources, rendered = [], []
+    look = Look(view)
+    look.more_backgrounds()
+
+    def render(frame, alpha, path):
+        sources.append(next(i for i, d in enumerate(decoded) if np.array_equal(frame, d)))
+        rendered.append(look.render(frame, alpha, path))
+        return rendered[-1]
+
+    class Recorder:  # the fake sink
+        live, frames, closed = True, [], False
+
+        def write(self, frame):
+            self.frames.append(frame)
+
+        def close(self):
+            self.closed = True
+
+    sink = Recorder()
+    camera = Camera(cv2.VideoCapture(str(src)), pace=30)
+    n, dropped = apply_camera(camera, Segmenter(model).streamer("ema"), render, [sink], look)
+    assert sink.closed and len(sink.frames) == n == len(sources) and n + dropped == 30
+    assert sources == sorted(set(sources)) and sources[-1] == 29
+    assert [id(f) for f in sink.frames] == [id(f) for f in rendered]
+    shape = (48, 64) if view == "mask" else (48, 64, 3)
+    assert all(f.shape == shape and f.dtype == np.uint8 for f in sink.frames)
 
 
 def test_missing_camera_is_one_line(tmp_path, model):

@@ -5,7 +5,8 @@ this module expands the sources, runs the model, writes ``<out>/<stem><suffix>``
 file ``-o`` names, or standard output) atomically, never over an input, in parallel, with a
 progress bar, and reports unreadable files at the end. A video source is rendered frame by
 frame into ``<out>/<stem>.mp4`` (``.mov`` with alpha for RGBA output), frame rate and audio
-kept.
+kept. A camera's frames go to sinks (``segme.io.sinks``: the file, a window, a virtual
+camera), with keys that change the picture live (``segme.cli._live``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from segme.io.sources import ImageInput
+
+if TYPE_CHECKING:
+    from segme.cli._live import Look
+    from segme.io.sinks import Sink
 
 Render = Callable[[np.ndarray, np.ndarray, Path], np.ndarray]
 # the input's suffix ("" when unknown) -> the output's
@@ -103,20 +110,25 @@ def plan_targets(inputs: list[ImageInput], folder: Path, suffix: Suffix,
     return targets
 
 
-def apply(sources: list[str], out: str, model: Path | None, threads: int | None, jobs: int,
-          render: Render, suffix: Suffix, transparent: bool = False, recursive: bool = False,
-          duration: float | None = None, temporal: str | None = None, tta: str | None = None,
-          upsample: str | None = None) -> None:
+def apply(sources: list[str], out: str | None, model: Path | None, threads: int | None,
+          jobs: int, render: Render, suffix: Suffix, transparent: bool = False,
+          recursive: bool = False, duration: float | None = None, temporal: str | None = None,
+          tta: str | None = None, upsample: str | None = None, virtual_camera: bool = False,
+          look: Look | None = None) -> None:
     """Run ``render`` on every image, video or camera that ``sources`` name; exit code 1
     if any image was skipped.
 
-    ``out``: a folder (created), or one file's name when there is one input, ``-`` for
-    standard output (one image). ``suffix`` names image outputs from the input's suffix;
-    ``transparent``: the verb writes an alpha channel (refuses JPEG, MP4). ``temporal``
-    (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and cameras only,
-    ``tta`` (``segme.segmenter.TTA``) to images only; ``upsample`` (``segme.postprocess``;
-    None: guided for images, bilinear for videos and cameras) to all."""
-    from segme.io.camera import Camera, is_camera
+    ``out``: a folder (created; None: ``out``), or one file's name when there is one input,
+    ``-`` for standard output (one image). ``suffix`` names image outputs from the input's
+    suffix; ``transparent``: the verb writes an alpha channel (refuses JPEG, MP4).
+    ``temporal`` (``segme.temporal``; None: ``DEFAULT_VIDEO_METHOD``) applies to videos and
+    cameras only, ``tta`` (``segme.segmenter.TTA``) to images only; ``upsample``
+    (``segme.postprocess``; None: guided for images, bilinear for videos and cameras) to
+    all. A camera also takes ``virtual_camera`` (then it records only when ``out`` is
+    given), ``look`` (the ``render`` whose view keys change live) and the model ``bgsub``
+    (``segme.bgsub``)."""
+    from segme.bgsub import NAME as BASELINE
+    from segme.io.camera import is_camera
     from segme.io.sources import expand_sources, is_url
     from segme.io.video import is_video
     from segme.postprocess import check_upsample
@@ -125,15 +137,26 @@ def apply(sources: list[str], out: str, model: Path | None, threads: int | None,
 
     cameras = [s for s in sources if is_camera(s)]
     videos = [s for s in sources if is_video(s) and not is_url(s) and s not in cameras]
+    baseline = model is not None and str(model) == BASELINE
     if cameras and len(sources) > 1:
         raise ValueError("a camera is read alone: give its index as the only source")
+    if virtual_camera and not cameras:
+        raise ValueError("--virtual-camera takes a camera source (an index such as 0)")
+    if baseline and not cameras:
+        raise ValueError("--model bgsub (background subtraction) learns the empty scene from "
+                         "a camera; measure it on videos with segme eval-video --temporal "
+                         "bgsub")
     if temporal is not None and not (cameras or videos):
         raise ValueError("--temporal applies to videos and cameras, not to images")
+    if temporal is not None and baseline:
+        raise ValueError("--temporal smooths a model's alpha, not --model bgsub's")
     if tta and (cameras or videos):
         raise ValueError("--tta applies to images, not to videos and cameras")
     temporal = temporal or DEFAULT_VIDEO_METHOD
     if upsample is not None:
         check_upsample(upsample)
+    record = out is not None or not virtual_camera
+    out = "out" if out is None else out
     to_stdout = out == "-"
     single = file_target(out)
     if to_stdout and (cameras or videos):
@@ -143,18 +166,16 @@ def apply(sources: list[str], out: str, model: Path | None, threads: int | None,
     for v in videos:
         if not Path(v).is_file():
             raise FileNotFoundError(f"source not found: {v}")
-    # a bad model, --tta or --temporal fails before any output exists
-    seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample)
-    if cameras or videos:
-        parse_method(temporal, seg.card)
     folder = Path(out)
     if cameras:
-        camera = Camera(int(cameras[0]), duration)
-        stem = folder / f"camera{cameras[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if single is None:
-            folder.mkdir(parents=True, exist_ok=True)
-        apply_camera(camera, stem, seg, render, temporal, target=single)
+        _run_camera(int(cameras[0]), folder if record else None, single,
+                    None if baseline else model, baseline, threads, upsample, temporal,
+                    duration, render, virtual_camera, look)
         return
+    # a bad model, --tta or --temporal fails before any output exists
+    seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample)
+    if videos:
+        parse_method(temporal, seg.card)
     notes: list[str] = []
     images = [s for s in sources if s not in videos]
     inputs = expand_sources(images, recursive, exclude=None if single or to_stdout else folder,
@@ -304,40 +325,138 @@ def apply_video(path: Path, target: Path, seg, render: Render, temporal: str = "
     return target
 
 
-def apply_camera(camera, stem: Path, seg, render: Render, temporal: str = "none",
-                 target: Path | None = None) -> Path:
-    """Live: segment camera frames until Ctrl-C / ``--duration``, show them where a window
-    can open, and write ``target`` or ``<stem>.mp4`` (``.mov`` with alpha), finalised on
-    Ctrl-C too.
-
-    The camera is read in its own thread and only its newest frame is taken, so a slow
-    step drops frames instead of piling up latency; the frames in flight when Ctrl-C comes
-    are still written."""
+def _run_camera(index: int, folder: Path | None, single: Path | None, model: Path | None,
+                baseline: bool, threads: int | None, upsample: str | None, temporal: str,
+                duration: float | None, render: Render, virtual_camera: bool,
+                look: Look | None) -> None:
+    """``apply`` for camera ``index``: the model (or with ``baseline`` the background
+    subtraction) and the sinks the options ask for (``folder``: record there, None: not),
+    then ``apply_camera`` and a summary of where the frames went."""
     from fractions import Fraction
 
-    from segme.io.camera import Preview
+    from segme.bgsub import LEARN_FRAMES, BackgroundSubtraction
+    from segme.io.camera import Camera
+    from segme.io.sinks import FileSink, VirtualCamera, Window
+    from segme.segmenter import Segmenter
+    from segme.temporal import parse_method
+
+    if baseline:
+        stream = BackgroundSubtraction()
+    else:  # a bad model or --temporal fails before the camera opens
+        seg = Segmenter(model, threads=threads, upsample=upsample)
+        parse_method(temporal, seg.card)
+        stream = seg.streamer(temporal)
+    if look is not None:
+        look.more_backgrounds()
+    camera = Camera(index, duration)
+    fps = Fraction(camera.fps).limit_denominator(1001)
+
+    def stop_on_q(key: str) -> None:  # a verb without views (cutout): q and Esc stop
+        if key in ("q", "\x1b"):
+            camera.stop.set()
+
+    sinks: list = []
+    try:
+        if virtual_camera:  # first: without a device there is no point in the rest
+            vcam = VirtualCamera(*camera.size, camera.fps)
+            sinks.append(vcam)
+            print(f"virtual camera {vcam.device}: {camera.size[0]}x{camera.size[1]} at "
+                  f"{camera.fps:.3g} fps; pick it as the camera of the call", file=sys.stderr)
+        if folder is not None:
+            if single is None:
+                folder.mkdir(parents=True, exist_ok=True)
+            stem = folder / f"camera{index}-{time.strftime('%Y%m%d-%H%M%S')}"
+            sinks.append(FileSink(lambda frames: _write_rendered(frames, stem, fps,
+                                                                 target=single)))
+        window = Window.open(f"segme - camera {index}", look.press if look else stop_on_q,
+                             look.status if look else None)
+        if window is not None:
+            sinks.append(window)
+        elif folder is not None and not virtual_camera:
+            print("no display (or OpenCV without GUI): writing to a file only; Ctrl-C stops",
+                  file=sys.stderr)
+    except BaseException:
+        with suppress(Exception):
+            _close(sinks)
+        camera.cap.release()
+        raise
+    if baseline:
+        print(f"learning the empty scene from the first {LEARN_FRAMES} frames: step out of "
+              "view", file=sys.stderr)
+    keys = _terminal_keys(look if window is None else None)
+    with keys:
+        n, dropped = apply_camera(camera, stream, render, sinks, look)
+    for sink in sinks:
+        if isinstance(sink, FileSink):
+            print(f"wrote {sink.result[1]} frames to {sink.result[0]}")
+        elif isinstance(sink, VirtualCamera):
+            print(f"sent {sink.frames} frames to the virtual camera {sink.device}")
+    if dropped:
+        print(f"{dropped} camera frames dropped to keep up", file=sys.stderr)
+
+
+def _terminal_keys(look: Look | None):
+    """Keys from the terminal for ``look`` (printing what each did), or a no-op."""
+    from contextlib import nullcontext
+
+    from segme.cli._live import KEYS, TerminalKeys
+
+    if look is None:
+        return nullcontext()
+
+    def on_key(key: str) -> None:
+        said = look.press(key)
+        if said:
+            print(said, file=sys.stderr)
+
+    keys = TerminalKeys(on_key)
+    if keys.active:
+        print(KEYS, file=sys.stderr)
+    return keys
+
+
+def _close(sinks: Sequence[Sink]) -> None:
+    """Close every sink, even when one fails; raise the first failure."""
+    error = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except BaseException as e:
+            error = error or e
+    if error is not None:
+        raise error
+
+
+def apply_camera(camera, stream, render: Render, sinks: Sequence[Sink],
+                 look: Look | None = None) -> tuple[int, int]:
+    """Live: segment camera frames until Ctrl-C, ``--duration``, the end of the source or
+    ``look.stopped``, and hand each rendered frame to every sink, in order; the sinks are
+    closed at the end (a file is finalised on Ctrl-C too). Returns (frames rendered,
+    camera frames dropped).
+
+    ``stream``: the model's ``Stream`` (or anything with its ``push`` / ``flush``, e.g. the
+    baseline). While ``look.paused``, live sinks get the last frame shown again and
+    recording ones nothing. The camera is read in its own thread and only its newest frame
+    is taken, so a slow step drops frames instead of piling up latency; the frames in
+    flight when Ctrl-C comes are still rendered and written."""
     from segme.io.pipeline import latest
 
-    preview = Preview.open(f"segme - {stem.name}")
-    if preview is None:
-        print("no display (or OpenCV without GUI): writing to a file only; Ctrl-C stops",
-              file=sys.stderr)
     frames = latest(camera)
-
-    def rendered():
-        for _, array in rendered_pairs(frames, seg.streamer(temporal), render, stem, depth=1):
-            if preview is not None and not preview.show(array):
-                camera.stop.set()
-            yield array
-
+    shown, n = None, 0
     try:
         with camera.sigint_stops():
-            target, n = _write_rendered(rendered(), stem,
-                                        Fraction(camera.fps).limit_denominator(1001),
-                                        target=target)
-    finally:
-        if preview is not None:
-            preview.close()
-    print(f"wrote {n} frames to {target}" + (f" ({frames.dropped} camera frames dropped "
-                                             "to keep up)" if frames.dropped else ""))
-    return target
+            for _, array in rendered_pairs(frames, stream, render, Path("camera"), depth=1):
+                n += 1
+                paused = look is not None and look.paused and shown is not None
+                shown = shown if paused else array
+                for sink in sinks:
+                    if sink.live or not paused:
+                        sink.write(shown)
+                if look is not None and look.stopped:
+                    camera.stop.set()
+    except BaseException:
+        with suppress(Exception):  # the first error is the one to report
+            _close(sinks)
+        raise
+    _close(sinks)
+    return n, frames.dropped

@@ -10,13 +10,19 @@ SOURCES = typer.Argument(..., help="Images, folders of images, globs like 'shots
                          "http(s) addresses, '-' (an image on standard input), video files, "
                          "or a camera index such as 0.", show_default=False,
                          metavar="SOURCE")
-OUT = typer.Option("out", "--out", "-o", help="Output folder (created), or with one input the "
-                   "output file (its extension sets the format; '-': standard output). "
-                   "Inputs are never overwritten.")
+OUT = typer.Option(None, "--out", "-o", help="Output folder (created; default: out), or with "
+                   "one input the output file (its extension sets the format; '-': standard "
+                   "output). Inputs are never overwritten. A camera with --virtual-camera "
+                   "records only when -o is given.", show_default=False)
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Folder sources: read their "
                          "subfolders too, mirrored under --out.")
-MODEL = typer.Option(None, help="Model file (.onnx, .tflite, .pt, .safetensors) or a built-in "
-                     "model's name (`segme models list`); default: the built-in default.")
+MODEL_HELP = ("Model file (.onnx, .tflite, .pt, .safetensors) or a built-in model's name "
+              "(`segme models list`); default: the built-in default.")
+MODEL = typer.Option(None, help=MODEL_HELP)
+# the verbs': a camera also takes the baseline
+VERB_MODEL = typer.Option(None, help=MODEL_HELP + " A camera also takes bgsub: the seed "
+                          "project's background subtraction instead of a model (step out of "
+                          "view for its first 100 frames; docs/video.md).")
 THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
 JOBS = typer.Option(min(4, os.cpu_count() or 1), min=1, help="Images processed in parallel.")
 
@@ -43,6 +49,10 @@ def parse_size(text: str | None) -> int | tuple[int, int] | None:
 SIZE_HELP = ("Input side (224) or HEIGHTxWIDTH (256x192: portrait photos at their own "
              "aspect)")
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
+VIRTUAL_CAMERA = typer.Option(False, "--virtual-camera", help="Camera sources: send the picture "
+                              "to a virtual camera for Zoom, Meet, Teams or OBS (needs "
+                              "pyvirtualcam: pip install 'segme[camera]'; v4l2loopback on "
+                              "Linux, OBS on Windows and macOS). Keys change the picture live.")
 REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")
 TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, flow, ofd, prior (4-channel "
                         "models) or a chain such as ofd+ema; default: ema (docs/video.md).")

@@ -10,7 +10,7 @@ from segme.cli import _options as opt
 
 
 def cutout(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
-           recursive: bool = opt.RECURSIVE, model: Path = opt.MODEL, threads: int = opt.THREADS,
+           recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL, threads: int = opt.THREADS,
            jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
            upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
            edge: float = typer.Option(0.0, help="Smooth-step edge tightening, 0 (off) to 0.45.")) -> None:

@@ -18,8 +18,9 @@ def eval_video(
     videos: list[Path] = typer.Option([], "--videos", help="A real video without masks "
                                       "(instability only); repeat for more."),
     temporal: str = typer.Option(None, help="Comma list of methods to compare, e.g. "
-                                 "none,ema,ofd,prior or ofd+ema; default: every method the "
-                                 "model supports."),
+                                 "none,ema,ofd,prior or ofd+ema, and bgsub (the seed's "
+                                 "background subtraction, no model; docs/video.md); default: "
+                                 "every method the model supports."),
     clips: int = typer.Option(24, help="Motion clips: N pairs spread over --data."),
     frames: int = typer.Option(48, help="Frames per motion clip."),
     max_frames: int = typer.Option(None, help="Read at most this many frames of each video."),

@@ -8,16 +8,15 @@ from segme.cli import _options as opt
 
 
 def mask(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
-         recursive: bool = opt.RECURSIVE, model: Path = opt.MODEL, threads: int = opt.THREADS,
+         recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL, threads: int = opt.THREADS,
          jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
-         upsample: str = opt.UPSAMPLE, tta: str = opt.TTA) -> None:
+         upsample: str = opt.UPSAMPLE, tta: str = opt.TTA,
+         virtual_camera: bool = opt.VIRTUAL_CAMERA) -> None:
     """Save the person mask of each image: <out>/<stem>.png, 8-bit alpha at the input size."""
     from segme.cli._apply import apply, png
-    from segme.effects import mask8
+    from segme.cli._live import Look
 
-    def render(image, alpha, path):
-        return mask8(alpha)
-
-    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, render, png,
+    look = Look("mask")
+    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, png,
           recursive=recursive, duration=duration, temporal=temporal, tta=tta,
-          upsample=upsample)
+          upsample=upsample, virtual_camera=virtual_camera, look=look)

@@ -13,6 +13,12 @@ video.mp4 --temporal ...``), one fresh stream per clip and method:
 Metric definitions: ``segme.evaluate.temporal``. ``fps`` is frames per second of the model
 and the temporal method alone (``Segmenter.stream``), without decoding, synthesising or
 scoring.
+
+Beside the model's methods, ``bgsub`` is the seed project's baseline without a model
+(``segme.bgsub``), given the empty scene it needs: for a motion clip, the photo with the
+person painted out (OpenCV's inpainting of the dilated mask) seen by the clip's camera at
+its first frame, as if captured before the person sat down; for a real clip, where nobody
+ever leaves, the mean of its first ``LEARN_FRAMES`` frames, as the seed learns it.
 """
 
 from __future__ import annotations
@@ -24,15 +30,19 @@ from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from segme.bgsub import LEARN_FRAMES, NAME, BackgroundSubtraction, mean_background
 from segme.data.folders import find_pairs, load_pair
 from segme.data.motion import motion_clip
+from segme.evaluate.metrics import _as_alpha
 from segme.evaluate.temporal import TemporalAccumulator
 from segme.segmenter import Segmenter
 from segme.temporal import methods_for, parse_method
 
 SETS = ("motion", "clips")
+BASELINE = NAME  # the background-subtraction baseline, a method beside the model's
 TABLE_KEYS = ("frames", "fg_iou", "dtssd", "instability", "fps")
 
 
@@ -59,21 +69,29 @@ class _Feed:
 
 
 def run_clip(segmenter: Segmenter, method: str, frames: Iterable[np.ndarray],
-             acc: TemporalAccumulator, truths: Sequence[np.ndarray] | None = None) -> float:
+             acc: TemporalAccumulator, truths: Sequence[np.ndarray] | None = None,
+             background: np.ndarray | None = None) -> float:
     """Stream one clip through ``segmenter`` and score every alpha in ``acc``.
 
     Args:
         segmenter: the model.
-        method: temporal method or ``+`` chain (``segme.temporal``).
+        method: temporal method or ``+`` chain (``segme.temporal``), or ``bgsub``.
         frames: uint8 [H, W, 3] RGB frames in order (a list or a lazy decoder).
         acc: where the clip is scored; ``end_clip()`` is called at the end.
         truths: float32 [H, W] true alphas, one per frame, or None.
+        background: ``bgsub`` only: the empty scene (``segme.bgsub.BackgroundSubtraction``).
 
     Returns:
-        Seconds spent in the model and the temporal method for this clip.
+        Seconds spent in the model and the temporal method (or the baseline) for this clip.
     """
     feed = _Feed(frames)
-    alphas = segmenter.stream(feed, temporal=method)
+    if method == BASELINE:
+        if background is None:
+            raise ValueError("bgsub needs the empty scene: pass background")
+        subtract = BackgroundSubtraction(background)
+        alphas = (subtract(f) for f in feed)
+    else:
+        alphas = segmenter.stream(feed, temporal=method)
     seconds, t = 0.0, 0
     while True:
         t0 = time.perf_counter()
@@ -92,7 +110,7 @@ def check_methods(methods: str | Sequence[str] | None, card) -> list[str]:
     """Validate a comma list (or sequence) of temporal methods for a model.
 
     Args:
-        methods: e.g. ``"none,ema,ofd+ema"``; None or empty: every method the model
+        methods: e.g. ``"none,ema,ofd+ema,bgsub"``; None or empty: every method the model
             supports (``segme.temporal.methods_for``).
         card: the model's card.
 
@@ -108,7 +126,17 @@ def check_methods(methods: str | Sequence[str] | None, card) -> list[str]:
     names = [m.strip() for m in methods or () if m.strip()]
     if not names:
         return methods_for(card)
-    return list(dict.fromkeys("+".join(parse_method(m, card)) for m in names))
+
+    def one(m: str) -> str:
+        if m.lower() == BASELINE:
+            return BASELINE
+        try:
+            return "+".join(parse_method(m, card))
+        except ValueError as e:
+            raise ValueError(f"{e}; or {BASELINE}, the background-subtraction baseline"
+                             if "unknown" in str(e) else str(e)) from None
+
+    return list(dict.fromkeys(one(m) for m in names))
 
 
 def evaluate_video(
@@ -179,17 +207,24 @@ def evaluate_video(
         for index, pair in enumerate(pairs):
             image, mask = load_pair(pair)
             clip, truths = motion_clip(image, mask, frames=frames, seed=index)
+            empty = (motion_clip(empty_scene(image, mask), mask, frames=1, seed=index)[0][0]
+                     if BASELINE in names else None)
             for m in names:
-                seconds[m, "motion"] += run_clip(seg, m, clip, accs[m, "motion"], truths)
+                seconds[m, "motion"] += run_clip(seg, m, clip, accs[m, "motion"], truths,
+                                                 empty)
                 advance()
         if videos:
             from segme.io.video import VideoReader
 
             for path in videos:
+                empty = None
+                if BASELINE in names:
+                    with VideoReader(path) as reader:
+                        empty = mean_background(islice(reader, max_frames), LEARN_FRAMES)
                 for m in names:
                     with VideoReader(path) as reader:
                         seconds[m, "clips"] += run_clip(seg, m, islice(reader, max_frames),
-                                                        accs[m, "clips"])
+                                                        accs[m, "clips"], background=empty)
                     advance()
 
     results: dict[str, dict[str, dict[str, float | int | None]]] = {}
@@ -203,6 +238,23 @@ def evaluate_video(
             row["fps"] = row["frames"] / seconds[m, s] if seconds[m, s] > 0 else None
             results[m][s] = row
     return results
+
+
+def empty_scene(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The photo without its person, for the baseline's empty scene: the mask (at least
+    half person) dilated by 2% of the diagonal and painted in from around it (OpenCV's
+    Navier-Stokes inpainting). A smooth guess of what is behind the person, so the baseline
+    gets an easier empty scene than a real one (the person's colours rarely match it).
+
+    Args:
+        image: uint8 [H, W, 3] RGB.
+        mask: its person alpha, float [H, W] in [0, 1] or uint8 0..255.
+    """
+    person = _as_alpha(mask, "mask") >= 0.5
+    d = max(1, round(0.02 * float(np.hypot(*image.shape[:2]))))
+    hole = cv2.dilate(person.astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * d + 1, 2 * d + 1)))
+    return cv2.inpaint(image, hole, 5, cv2.INPAINT_NS)
 
 
 def _progress_bar(stack: ExitStack, total: int, show: bool):

@@ -1,4 +1,4 @@
-"""Webcam frames through OpenCV, with a clean stop on Ctrl-C and an optional live window."""
+"""Webcam frames through OpenCV, with a clean stop on Ctrl-C (where they go: ``segme.io.sinks``)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,11 @@ class Camera:
         self.cap = source if isinstance(source, cv2.VideoCapture) else cv2.VideoCapture(source)
         if not self.cap.isOpened():
             raise FileNotFoundError(f"cannot open camera {source}: no such device, or it is busy")
-        fps = self.cap.get(cv2.CAP_PROP_FPS)
+        fps = pace or self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1 <= fps <= 240 else 30.0
+        # (width, height) as the device reports it, before the first frame
+        self.size = (int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                     int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         self.duration = duration
         self.pace = pace
         self.stop = threading.Event()
@@ -80,39 +83,3 @@ class Camera:
                     yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         finally:
             self.cap.release()
-
-
-class Preview:
-    """A live window with the FPS drawn on it, where OpenCV has GUI support and a display.
-
-    ``Preview.open()`` returns None otherwise (opencv-python-headless, no display): the
-    frames then only go to the output file.
-    """
-
-    def __init__(self, title: str) -> None:
-        self.title = title
-        self.last = time.perf_counter()
-        self.fps = 0.0
-
-    @classmethod
-    def open(cls, title: str = "segme") -> Preview | None:
-        try:
-            cv2.namedWindow(title, cv2.WINDOW_NORMAL)
-        except cv2.error:
-            return None
-        return cls(title)
-
-    def show(self, rgb: np.ndarray) -> bool:
-        """Show a frame; False when the user closed the window or pressed q / Esc."""
-        now = time.perf_counter()
-        self.fps = 0.9 * self.fps + 0.1 / max(1e-6, now - self.last) if self.fps else 1 / max(
-            1e-6, now - self.last)
-        self.last = now
-        bgr = cv2.cvtColor(rgb[:, :, :3], cv2.COLOR_RGB2BGR)
-        cv2.putText(bgr, f"{self.fps:.1f} fps", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
-                    (255, 255, 255), 2, cv2.LINE_AA)
-        cv2.imshow(self.title, bgr)
-        return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
-
-    def close(self) -> None:
-        cv2.destroyWindow(self.title)
