@@ -147,3 +147,31 @@ def test_a_broken_model_file_is_one_line_whatever_its_suffix(suffix, tmp_path):
         assert_clean_error(run("mask", photo, "--model", model, "-o", tmp_path / "out",
                                ok=False), model.name)
     assert not (tmp_path / "out").exists()
+
+
+def test_train_options_are_the_config_fields_with_their_defaults():
+    """`segme train` is built from TrainConfig: every field an option, its default the
+    field's, each listed by --help (a new field needs no edit of cli/train.py)."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    import typer
+
+    from segme.cli.main import app
+    from segme.cli.train import config_from
+    from segme.train.config import TrainConfig, flag
+
+    command = typer.main.get_command(app).commands["train"]
+    options = {p.name: p for p in command.params if p.name != "help"}
+    assert list(options) == [f.name for f in fields(TrainConfig)]
+    assert all(flag(name) in option.opts for name, option in options.items())
+    defaults = {name: option.default for name, option in options.items()}
+    got = config_from({**defaults, "model": "test_tiny", "data": [Path("d")]})
+    want = TrainConfig(model="test_tiny", data="d")
+    for f in fields(TrainConfig):
+        assert getattr(got, f.name) == getattr(want, f.name), f.name
+    assert want.out == str(Path("runs/test_tiny"))
+    text = run("train", "--help", env={**os.environ, "COLUMNS": "200"}).stdout
+    listed = {line.strip("│ *").split()[0] for line in text.splitlines()
+              if line.strip("│ *").startswith("--")}
+    assert {flag(name) for name in options} <= listed

@@ -377,6 +377,24 @@ def test_atomic_save_keeps_previous_file_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck.pt"]
 
 
+@pytest.mark.parametrize("change, words", [
+    ({"data": "/no/such/dir"}, "--data folder not found: /no/such/dir"),
+    ({"init": "/no/weights.pt"}, "--init weights not found"),
+    ({"epochs": 0}, "--epochs must be at least 1, got 0"),
+    ({"lr": 0.0}, "--lr must be positive"),
+    ({"scenes": 1.5}, "--scenes must be a probability in [0, 1]"),
+    ({"ema": 1.0}, "--ema must be a decay in [0, 1)"),
+    ({"min_scale": 0.0}, "--min-scale must be in (0, 1]"),
+    ({"replace_background": ["ccp"]}, "--replace-background needs --backgrounds"),
+    ({"augment": "wild"}, "--augment 'wild'"),
+])
+def test_config_checks_name_the_option_before_any_work(synth, tmp_path, change, words):
+    with pytest.raises((ValueError, FileNotFoundError)) as caught:
+        train(_cfg(synth, tmp_path / "run", **change))
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+    assert not (tmp_path / "run").exists()
+
+
 def test_bad_size_and_tiny_dataset_are_explained(synth, tmp_path):
     with pytest.raises(ValueError, match="multiple of"):
         train(_cfg(synth, tmp_path, size=30))

@@ -16,7 +16,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -33,80 +33,8 @@ from segme.data.dataset import SegDataset
 from segme.models import create_model
 from segme.models.loading import FORMAT, init_from, load_model, read_checkpoint
 from segme.train.checkpoint import save_atomic
+from segme.train.config import TrainConfig
 from segme.train.losses import compute_loss, consistency_loss, resize_to
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved into every checkpoint."""
-
-    model: str  # registry name, see `segme models list`
-    # training folder (images/+masks/, image/+mask/ or P3M layout), or several: e.g. the
-    # labelled set plus pseudo-labelled photos written by `segme mask` with a teacher
-    data: str | list[str]
-    val: str | None = None  # validation folder; None: no validation, best.pt = last.pt
-    out: str = "runs/exp"  # run folder: last.pt, best.pt, log.csv, tensorboard/
-    # input side in pixels (square), or (height, width): e.g. (256, 192) for portrait photos
-    # seen without squashing; None = the model's default
-    size: int | tuple[int, int] | None = None
-    # more square sides to train at (multi-scale training, square size only): each step
-    # picks one of size and these; crops are made at the largest and downscaled with
-    # antialiasing, validation and the exported card stay at size. [] = size only
-    scales: list[int] = field(default_factory=list)
-    epochs: int = 30
-    batch: int = 16  # per process
-    lr: float = 2e-3  # peak learning rate of AdamW
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"  # cosine (per step, linear warm-up) | plateau (on val fg-IoU)
-    warmup_epochs: float = 1.0
-    ema: float = 0.999  # decay of the exponential moving average of the weights; 0 = off
-    workers: int = 2  # DataLoader worker processes per training process
-    seed: int = 0
-    backgrounds: str | None = None  # photos to composite people onto (augmentation)
-    bg_prob: float = 0.3  # probability of compositing a training sample
-    # probability of making a sample a scene of several photos (collage, people pasted at
-    # other sizes and framings onto backgrounds, nobody): framings the portrait sets lack
-    scenes: float = 0.0
-    # smallest person pasted into a scene, as a fraction of its height: 0.3 keeps people
-    # portrait-sized; 0.05 adds distant pedestrians and groups of up to six
-    scene_min_height: float = 0.3
-    # sources (file-name prefixes) whose photos always get a new background from
-    # `backgrounds` unless made into a scene: their own hold people their masks leave out
-    replace_background: list[str] = field(default_factory=list)
-    augment: str = "default"  # augmentation preset: light | default | strong
-    # smallest crop area fraction; None = the preset's. Near 1 the crops frame people as the
-    # whole-image test protocol does (a last fine-tune against the train/test size gap)
-    min_scale: float | None = None
-    consistency: float = 0.0  # weight of PortraitNet's consistency KL; 0 = off
-    edge_weight: float = 0.0  # extra BCE weight near the mask outline (seg recipe); 0 = off
-    lovasz: float = 0.0  # weight of the Lovasz hinge, an IoU surrogate (seg recipe); 0 = off
-    # score the loss at a larger side than the input (seg recipe): crops are made at least
-    # loss_size on their short side and the student's logits upsampled bilinearly to the
-    # crop, as the test protocol upsamples alpha to the photo's size, so the edge is placed
-    # between the model's pixels; 0 = at the input size
-    loss_size: int = 0
-    init: str | None = None  # start from these weights (.pt/.safetensors) unless resuming
-    # start the encoder from its ImageNet weights (families that have them, e.g.
-    # efficientnet_unet); applied before init, so init still wins where both are given
-    pretrained: bool = False
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # e.g. {"width": 0.75}
-    resume: bool = False  # continue from out/last.pt
-    save_every: int = 0  # also write last.pt every N steps inside an epoch; 0 = epoch ends
-    threads: int | None = None  # torch intra-op threads per process; None = torch default
-    channels_last: bool = True  # NHWC memory format: 1.4-1.6x faster training on CPU here
-    # forward pass under bfloat16 autocast (losses, weights and the optimiser stay float32):
-    # faster for wide networks at large inputs on CPUs with bf16 instructions
-    bf16: bool = False
-    # knowledge distillation: a trained model (.pt/.safetensors, 3 input channels) whose
-    # probabilities on each training crop the student also learns, by a per-pixel KL term of
-    # weight distill added to its loss. The teacher sees the crop at teacher_size x
-    # teacher_size (default its own card's side; crops are made large enough for it and
-    # the student and downscaled), its logits are resized to the student's input
-    teacher: str | None = None
-    teacher_size: int | None = None
-    distill: float = 1.0
-    tensorboard: bool = True  # also log to out/tensorboard when tensorboard is installed
-    progress: bool | None = None  # show a progress bar; None = when stderr is a terminal
 
 
 class EpochSampler(Sampler[int]):
@@ -333,252 +261,314 @@ def _rgb(batch: dict[str, torch.Tensor], mean, std) -> torch.Tensor:
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Train a model; returns the last epoch's metrics (best.pt holds the best epoch's
     weights, by validation fg-IoU or, without validation, training loss)."""
-    rank, world = _dist_setup()
-    main = rank == 0
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    _seed_all(cfg.seed)
-    out = Path(cfg.out)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    return Trainer(cfg).run()
 
-    model = create_model(cfg.model, **cfg.model_kwargs)
-    hw = as_hw(cfg.size or model.default_size)
-    for side in hw:
-        if side <= 0 or side % model.size_divisor:
-            d = model.size_divisor
-            raise ValueError(f"--size {hw[0]}x{hw[1]}: {side} is not a positive multiple of "
-                             f"{cfg.model}'s size divisor {d}; try "
-                             f"{max(1, math.ceil(side / d)) * d}")
-    if cfg.scales and hw[0] != hw[1]:
-        raise ValueError(f"--scales (multi-scale training) needs a square --size, got "
-                         f"{hw[0]}x{hw[1]}")
-    odd = [s for s in cfg.scales if s <= 0 or s % model.size_divisor]
-    if odd:
-        raise ValueError(f"--scales {odd[0]} is not a positive multiple of {cfg.model}'s size "
-                         f"divisor {model.size_divisor}")
-    shapes = [(s, s) for s in sorted({hw[0], *cfg.scales})] if hw[0] == hw[1] else [hw]
-    card = model.card(hw)
-    _warm_up_batch_norm(model)
-    teacher = (_Teacher(cfg.teacher, cfg.teacher_size, cfg.bf16, cfg.channels_last)
-               if cfg.teacher else None)
-    if cfg.loss_size < 0 or (cfg.loss_size and model.loss_recipe != "seg"):
-        raise ValueError(f"--loss-size {cfg.loss_size}: needs a positive side and a model "
-                         f"with the seg loss ({cfg.model} has {model.loss_recipe!r})")
-    fresh = not (cfg.resume and last_path.exists())
-    if cfg.pretrained and fresh:
-        message = model.load_pretrained()
-        if main:
-            print(message, flush=True)
-    if cfg.init and fresh:
-        message = init_from(model, cfg.init)
-        if main:
-            print(message, flush=True)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
 
-    folders = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
-    train_pairs = [p for folder in folders for p in find_pairs(folder)]
-    val_pairs = find_pairs(cfg.val) if cfg.val else []
-    if len(train_pairs) < cfg.batch * world:
-        raise DataError(
-            f"{', '.join(folders)}: {len(train_pairs)} pairs, fewer than one batch "
-            f"({cfg.batch} x {world} processes); lower --batch"
-        )
+class Trainer:
+    """One training run: ``Trainer(cfg).run()``.
 
-    prior = model.in_channels == 4
-    # datasets decode every pair up front: a bad pair fails here, named, before training
-    ds_args = dict(size=hw, mean=card.mean, std=card.std, prior=prior, seed=cfg.seed,
-                   workers=max(1, cfg.workers))
-    train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
-                          bg_prob=cfg.bg_prob, scenes=cfg.scenes,
-                          scene_min_height=cfg.scene_min_height,
-                          replace_background=cfg.replace_background, consistency=cfg.consistency > 0,
-                          strength=cfg.augment, min_scale=cfg.min_scale,
-                          **{**ds_args, "size": _crop_shape(
-                              shapes[-1], max(teacher.side if teacher else 0, cfg.loss_size))})
-    sampler = EpochSampler(len(train_ds), cfg.seed, rank, world)
-    steps_per_epoch = len(sampler) // cfg.batch
-    val_loader = None
-    if val_pairs and main:
-        val_ds = SegDataset(val_pairs, train=False, **ds_args)
-        val_loader = DataLoader(val_ds, batch_size=cfg.batch, num_workers=cfg.workers)
+    Construction checks the config and builds the model, data, optimiser and EMA, resumed
+    from ``out/last.pt`` when asked (the order of these steps is the order the random
+    generators are drawn in: keep it); ``run`` trains the epochs left.
+    """
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    if cfg.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(cfg, steps_per_epoch))
-    elif cfg.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="max", factor=0.5, patience=3
-        )
-    else:
-        raise ValueError(f"unknown schedule {cfg.schedule!r}; use cosine or plateau")
-    ema = (AveragedModel(model, avg_fn=_ema_avg(cfg.ema), use_buffers=True)
-           if cfg.ema > 0 else None)
+    def __init__(self, cfg: TrainConfig) -> None:
+        cfg.check()
+        self.cfg = cfg
+        self.rank, self.world = _dist_setup()
+        self.main = self.rank == 0
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        _seed_all(cfg.seed)
+        self.out = Path(cfg.out)
+        self.last_path, self.best_path = self.out / "last.pt", self.out / "best.pt"
+        self.build_model()
+        self.build_data()
+        self.build_optimiser()
+        self.start_epoch, self.skip_steps, self.global_step, self.best = 0, 0, 0, -1.0
+        self.resume()
+        # a bar redrawn in a log file is noise: by default only on a terminal
+        self.show_progress = sys.stderr.isatty() if cfg.progress is None else cfg.progress
+        if self.main:
+            print(f"training on {self.n_train} pairs from {len(self.folders)} folder(s), "
+                  f"validating on {self.n_val}", flush=True)
+        self.net: nn.Module = _TrainView(self.model)  # after resume: DDP starts from its weights
+        if self.world > 1:
+            self.net = nn.parallel.DistributedDataParallel(self.net)
+        self.writer = None
 
-    start_epoch, skip_steps, global_step, best = 0, 0, 0, -1.0
-    if cfg.resume and last_path.exists():
-        ckpt = read_checkpoint(last_path)
-        model.load_state_dict(ckpt["model"])
-        if ema is not None and ckpt.get("ema") is not None:
-            ema.module.load_state_dict(ckpt["ema"])
-            ema.n_averaged.fill_(ckpt["ema_n"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start_epoch, skip_steps = ckpt["epoch"], ckpt["step_in_epoch"]
-        global_step, best = ckpt["global_step"], ckpt["best"]
+    def build_model(self) -> None:
+        """The network (from ImageNet weights and --init on a fresh run), its card, the input
+        shapes of the steps and the teacher."""
+        cfg = self.cfg
+        model = create_model(cfg.model, **cfg.model_kwargs)
+        cfg.check_model(model)
+        self.hw = hw = as_hw(cfg.size or model.default_size)
+        self.shapes = [(s, s) for s in sorted({hw[0], *cfg.scales})] if hw[0] == hw[1] else [hw]
+        self.card = model.card(hw)
+        _warm_up_batch_norm(model)
+        self.teacher = (_Teacher(cfg.teacher, cfg.teacher_size, cfg.bf16, cfg.channels_last)
+                        if cfg.teacher else None)
+        fresh = not (cfg.resume and self.last_path.exists())
+        if cfg.pretrained and fresh:
+            message = model.load_pretrained()
+            if self.main:
+                print(message, flush=True)
+        if cfg.init and fresh:
+            message = init_from(model, cfg.init)
+            if self.main:
+                print(message, flush=True)
+        self.model = model.to(memory_format=torch.channels_last) if cfg.channels_last else model
+
+    def build_data(self) -> None:
+        """The training set, its sampler and, on rank 0, the validation loader."""
+        cfg, card = self.cfg, self.card
+        self.folders = [cfg.data] if isinstance(cfg.data, str) else list(cfg.data)
+        train_pairs = [p for folder in self.folders for p in find_pairs(folder)]
+        val_pairs = find_pairs(cfg.val) if cfg.val else []
+        self.n_train, self.n_val = len(train_pairs), len(val_pairs)
+        if len(train_pairs) < cfg.batch * self.world:
+            raise DataError(
+                f"{', '.join(self.folders)}: {len(train_pairs)} pairs, fewer than one batch "
+                f"({cfg.batch} x {self.world} processes); lower --batch"
+            )
+        prior = self.model.in_channels == 4
+        # datasets decode every pair up front: a bad pair fails here, named, before training
+        ds_args = dict(size=self.hw, mean=card.mean, std=card.std, prior=prior,
+                       seed=cfg.seed, workers=max(1, cfg.workers))
+        # crops at the largest input any step, the loss or the teacher needs
+        crop = _crop_shape(self.shapes[-1], max(self.teacher.side if self.teacher else 0,
+                                                cfg.loss_size))
+        self.train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
+                                   bg_prob=cfg.bg_prob, scenes=cfg.scenes,
+                                   scene_min_height=cfg.scene_min_height,
+                                   replace_background=cfg.replace_background,
+                                   consistency=cfg.consistency > 0, strength=cfg.augment,
+                                   min_scale=cfg.min_scale, **{**ds_args, "size": crop})
+        self.sampler = EpochSampler(len(self.train_ds), cfg.seed, self.rank, self.world)
+        self.steps_per_epoch = len(self.sampler) // cfg.batch
+        self.val_loader = None
+        if val_pairs and self.main:
+            val_ds = SegDataset(val_pairs, train=False, **ds_args)
+            self.val_loader = DataLoader(val_ds, batch_size=cfg.batch, num_workers=cfg.workers)
+
+    def build_optimiser(self) -> None:
+        """AdamW, the learning-rate schedule and the moving average of the weights."""
+        cfg = self.cfg
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr,
+                                           weight_decay=cfg.weight_decay)
+        if cfg.schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+                self.optimizer, _lr_lambda(cfg, self.steps_per_epoch))
+        else:
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max", factor=0.5, patience=3)
+        self.ema = (AveragedModel(self.model, avg_fn=_ema_avg(cfg.ema), use_buffers=True)
+                    if cfg.ema > 0 else None)
+
+    def resume(self) -> None:
+        """With --resume, the state of last.pt where there is one: weights, EMA, optimiser,
+        schedule, position in the run and random generators."""
+        if not self.cfg.resume:
+            return
+        if not self.last_path.exists():
+            if self.main:
+                print(f"no {self.last_path} yet: starting a new run")
+            return
+        ckpt = read_checkpoint(self.last_path)
+        self.model.load_state_dict(ckpt["model"])
+        if self.ema is not None and ckpt.get("ema") is not None:
+            self.ema.module.load_state_dict(ckpt["ema"])
+            self.ema.n_averaged.fill_(ckpt["ema_n"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.start_epoch, self.skip_steps = ckpt["epoch"], ckpt["step_in_epoch"]
+        self.global_step, self.best = ckpt["global_step"], ckpt["best"]
         _set_rng_state(ckpt["rng"])
-        if main:
-            print(f"resumed from {last_path}: epoch {start_epoch + 1}, step {skip_steps}")
-    elif cfg.resume and main:
-        print(f"no {last_path} yet: starting a new run")
-    # a bar redrawn in a log file is noise: by default only on a terminal
-    show_progress = sys.stderr.isatty() if cfg.progress is None else cfg.progress
-    if main:
-        print(f"training on {len(train_pairs)} pairs from {len(folders)} folder(s), "
-              f"validating on {len(val_pairs)}", flush=True)
+        if self.main:
+            print(f"resumed from {self.last_path}: epoch {self.start_epoch + 1}, "
+                  f"step {self.skip_steps}")
 
-    net: nn.Module = _TrainView(model)
-    if world > 1:
-        net = nn.parallel.DistributedDataParallel(net)
+    def run(self) -> dict[str, float]:
+        """Train the epochs left; returns the last one's metrics."""
+        self.open_logs()
+        results: dict[str, float] = {}
+        try:
+            for epoch in range(self.start_epoch, self.cfg.epochs):
+                results = self.train_epoch(epoch, self.skip_steps if epoch == self.start_epoch
+                                           else 0)
+                if self.main:
+                    self.end_epoch(epoch, results)
+                if self.world > 1:
+                    dist.barrier()
+        except KeyboardInterrupt:
+            if self.main:
+                print(f"\ninterrupted: resume with --resume (last checkpoint: "
+                      f"{self.last_path})")
+            raise
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            if self.world > 1 and dist.is_initialized():
+                dist.destroy_process_group()
+        return results
 
-    writer = None
-    if main:
-        out.mkdir(parents=True, exist_ok=True)
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+    def train_epoch(self, epoch: int, skip: int) -> dict[str, float]:
+        """One pass over this process's share of the training set, from its step ``skip``;
+        returns the epoch's mean loss, last learning rate and speed."""
+        cfg = self.cfg
+        if skip == 0:
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # order-independent per epoch
+        self.train_ds.set_epoch(epoch)
+        self.sampler.set_epoch(epoch, skip * cfg.batch)
+        loader = DataLoader(self.train_ds, batch_size=cfg.batch, sampler=self.sampler,
+                            num_workers=cfg.workers, drop_last=True)
+        self.model.train()
+        bar = self.progress_bar(epoch, skip)
+        t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
+        for step, batch in enumerate(loader, start=skip):
+            loss = self.step(batch)
+            seen += batch["image"].shape[0] * self.world
+            loss_sum += loss
+            n_loss += 1
+            lr = self.optimizer.param_groups[0]["lr"]
+            if bar is not None:
+                ips = seen / max(1e-9, time.perf_counter() - t0)
+                bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{lr:.2e}",
+                                img_s=f"{ips:.1f}")
+                bar.update(1)
+            self.log_step(loss, lr)
+            if (cfg.save_every and (step + 1) % cfg.save_every == 0
+                    and step + 1 < self.steps_per_epoch and self.main):
+                self.save(epoch, step + 1)
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - t0
+        return {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(1, n_loss),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "images_per_s": seen / max(1e-9, elapsed),
+            "epoch_s": elapsed,
+        }
 
-                writer = SummaryWriter(str(out / "tensorboard"))
-            except ImportError:
-                writer = None
-    log_path = out / "log.csv"
+    def step(self, batch: dict[str, torch.Tensor]) -> float:
+        """One optimiser step on ``batch`` (crops at the largest input the run needs);
+        returns its loss."""
+        cfg, model, card = self.cfg, self.model, self.card
+        full, shape = batch, self.shapes[-1]
+        if len(self.shapes) > 1:  # the input depends on (seed, step) only: resumable
+            shape = self.shapes[random.Random(cfg.seed * 1_000_003 + self.global_step)
+                                .randrange(len(self.shapes))]
+        batch = _rescale(batch, shape)
+        outputs = _forward(self.net, _inputs(batch, cfg.channels_last), cfg.bf16)
+        rgb = _rgb(batch, card.mean, card.std)
+        truth, scored = batch["mask"], outputs
+        if cfg.loss_size:  # bilinear up to the crop, as evaluation upsamples alpha
+            truth = full["mask"]
+            scored = {**outputs, "logits": resize_to(outputs["logits"], truth)}
+        loss, _ = compute_loss(model.loss_recipe, scored, truth, rgb, cfg.edge_weight,
+                               cfg.lovasz)
+        if self.teacher is not None:
+            kd = consistency_loss(self.teacher.logits(full, card, shape), outputs["logits"])
+            loss = loss + cfg.distill * kd
+        if "image2" in batch:
+            out2 = _forward(self.net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
+            loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb,
+                                    cfg.edge_weight, cfg.lovasz)
+            kl = consistency_loss(outputs["logits"], out2["logits"])
+            loss = loss + loss2 + cfg.consistency * kl
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if cfg.schedule == "cosine":
+            self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(model)
+        self.global_step += 1
+        return float(loss.detach())
 
-    def checkpoint(epoch: int, step_in_epoch: int) -> dict[str, Any]:
+    def end_epoch(self, epoch: int, results: dict[str, float]) -> None:
+        """Rank 0 after an epoch: validate, step the plateau schedule, write last.pt (and
+        best.pt when the score rose), log."""
+        score = self.validation(results)
+        if self.cfg.schedule == "plateau":
+            self.scheduler.step(score)
+        improved = score > self.best
+        self.best = max(self.best, score)
+        self.save(epoch + 1, 0, best=improved)
+        self.log_epoch(results, improved)
+
+    def validation(self, results: dict[str, float]) -> float:
+        """Adds the validation metrics (of the EMA weights) to ``results``; returns the score
+        best.pt goes by: val fg-IoU or, without validation, minus the training loss."""
+        if self.val_loader is None:
+            return -results["train_loss"]
+        model = self.ema.module if self.ema is not None else self.model
+        results.update(validate(model, self.val_loader, self.cfg.channels_last))
+        return results["val_fg_iou"]
+
+    def state(self, epoch: int, step_in_epoch: int) -> dict[str, Any]:
+        """A checkpoint: everything a resumed run needs to continue at this point."""
+        ema = self.ema
         return {
             "format": FORMAT,
-            "card": card.to_json(),
-            "config": asdict(cfg),
-            "model": model.state_dict(),
+            "card": self.card.to_json(),
+            "config": asdict(self.cfg),
+            "model": self.model.state_dict(),
             "ema": ema.module.state_dict() if ema is not None else None,
             "ema_n": int(ema.n_averaged) if ema is not None else 0,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
             "epoch": epoch,
             "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "best": best,
+            "global_step": self.global_step,
+            "best": self.best,
             "rng": _rng_state(),
         }
 
-    results: dict[str, float] = {}
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
-            skip = skip_steps if epoch == start_epoch else 0
-            if skip == 0:
-                torch.manual_seed(cfg.seed * 100_003 + epoch)  # order-independent per epoch
-            train_ds.set_epoch(epoch)
-            sampler.set_epoch(epoch, skip * cfg.batch)
-            loader = DataLoader(train_ds, batch_size=cfg.batch, sampler=sampler,
-                                num_workers=cfg.workers, drop_last=True)
-            model.train()
-            bar = None
-            if main and show_progress:
-                from tqdm import tqdm
+    def save(self, epoch: int, step_in_epoch: int, best: bool = False) -> None:
+        """Write last.pt (and best.pt too when ``best``), each atomically."""
+        ckpt = self.state(epoch, step_in_epoch)
+        save_atomic(ckpt, self.last_path)
+        if best:
+            save_atomic(ckpt, self.best_path)
 
-                bar = tqdm(total=steps_per_epoch, initial=skip, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                           dynamic_ncols=True, leave=True)
-            t0, seen, loss_sum, n_loss = time.perf_counter(), 0, 0.0, 0
-            for step, batch in enumerate(loader, start=skip):
-                full = batch  # crops at the largest input any step or the teacher needs
-                shape = shapes[-1]
-                if len(shapes) > 1:  # the input depends on (seed, step) only: resumable
-                    shape = shapes[random.Random(cfg.seed * 1_000_003 + global_step).randrange(
-                        len(shapes))]
-                batch = _rescale(batch, shape)
-                x = _inputs(batch, cfg.channels_last)
-                outputs = _forward(net, x, cfg.bf16)
-                rgb = _rgb(batch, card.mean, card.std)
-                truth, scored = batch["mask"], outputs
-                if cfg.loss_size:  # bilinear up to the crop, as evaluation upsamples alpha
-                    truth = full["mask"]
-                    scored = {**outputs, "logits": resize_to(outputs["logits"], truth)}
-                loss, parts = compute_loss(model.loss_recipe, scored, truth, rgb,
-                                           cfg.edge_weight, cfg.lovasz)
-                if teacher is not None:
-                    kd = consistency_loss(teacher.logits(full, card, shape), outputs["logits"])
-                    loss = loss + cfg.distill * kd
-                if "image2" in batch:
-                    out2 = _forward(net, _inputs(batch, cfg.channels_last, key="image2"), cfg.bf16)
-                    loss2, _ = compute_loss(model.loss_recipe, out2, batch["mask"], rgb,
-                                           cfg.edge_weight, cfg.lovasz)
-                    kl = consistency_loss(outputs["logits"], out2["logits"])
-                    loss = loss + loss2 + cfg.consistency * kl
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if cfg.schedule == "cosine":
-                    scheduler.step()
-                if ema is not None:
-                    ema.update_parameters(model)
-                global_step += 1
-                seen += x.shape[0] * world
-                loss_sum += float(loss.detach())
-                n_loss += 1
-                lr = optimizer.param_groups[0]["lr"]
-                if bar is not None:
-                    ips = seen / max(1e-9, time.perf_counter() - t0)
-                    bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", lr=f"{lr:.2e}",
-                                    img_s=f"{ips:.1f}")
-                    bar.update(1)
-                if writer is not None and global_step % 10 == 0:
-                    writer.add_scalar("train/loss", float(loss.detach()), global_step)
-                    writer.add_scalar("train/lr", lr, global_step)
-                if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < steps_per_epoch:
-                    if main:
-                        save_atomic(checkpoint(epoch, step + 1), last_path)
-            if bar is not None:
-                bar.close()
-            elapsed = time.perf_counter() - t0
-            results = {
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(1, n_loss),
-                "lr": optimizer.param_groups[0]["lr"],
-                "images_per_s": seen / max(1e-9, elapsed),
-                "epoch_s": elapsed,
-            }
-            if main:
-                if val_loader is not None:
-                    results.update(validate(ema.module if ema is not None else model, val_loader,
-                                            cfg.channels_last))
-                    score = results["val_fg_iou"]
-                else:
-                    score = -results["train_loss"]
-                if cfg.schedule == "plateau":
-                    scheduler.step(score)
-                improved = score > best
-                best = max(best, score)
-                ckpt = checkpoint(epoch + 1, 0)
-                save_atomic(ckpt, last_path)
-                if improved:
-                    save_atomic(ckpt, best_path)
-                _append_csv(log_path, results)
-                if writer is not None:
-                    for k, v in results.items():
-                        writer.add_scalar(f"epoch/{k}", v, epoch + 1)
-                print(_summary(results, improved), flush=True)
-            if world > 1:
-                dist.barrier()
-    except KeyboardInterrupt:
-        if main:
-            print(f"\ninterrupted: resume with --resume (last checkpoint: {last_path})")
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-        if world > 1 and dist.is_initialized():
-            dist.destroy_process_group()
-    return results
+    def open_logs(self) -> None:
+        """Rank 0: the run folder and, when asked for and installed, a TensorBoard writer."""
+        if not self.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
+                self.writer = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                self.writer = None
+
+    def progress_bar(self, epoch: int, skip: int) -> Any:
+        """A tqdm bar for the epoch on rank 0 when progress is shown, else None."""
+        if not (self.main and self.show_progress):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.steps_per_epoch, initial=skip,
+                    desc=f"epoch {epoch + 1}/{self.cfg.epochs}", dynamic_ncols=True, leave=True)
+
+    def log_step(self, loss: float, lr: float) -> None:
+        """Every 10th step: loss and learning rate to TensorBoard."""
+        if self.writer is not None and self.global_step % 10 == 0:
+            self.writer.add_scalar("train/loss", loss, self.global_step)
+            self.writer.add_scalar("train/lr", lr, self.global_step)
+
+    def log_epoch(self, results: dict[str, float], improved: bool) -> None:
+        """An epoch's metrics: a row of log.csv, TensorBoard scalars and a line on stdout."""
+        _append_csv(self.out / "log.csv", results)
+        if self.writer is not None:
+            for k, v in results.items():
+                self.writer.add_scalar(f"epoch/{k}", v, results["epoch"])
+        print(_summary(results, improved), flush=True)
 
 def _append_csv(path: Path, row: dict[str, float]) -> None:
     new = not path.exists()
