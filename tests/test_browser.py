@@ -7,13 +7,17 @@ input and through a fake webcam playing a Y4M clip, in the browser (WASM), on th
 that a segmentation was drawn: the page's mean alpha must be a real split of person and
 background, and in the browser must match what the Python Segmenter finds on the same pixels
 with the same model file, so the page's resize, normalisation and tensor layout are right, not
-only "something was drawn". Screenshots go to a temporary folder whose path is printed (see it
-with `pytest -s` or in the -rA summary).
+only "something was drawn". And the page's mask and pictures (web/src/postprocess.js,
+effects.js) must be the Python library's (`Segmenter` + `segme.effects.render`) on the same
+photo, in both modes, within the tolerances of TOLERANCES. Screenshots go to a temporary
+folder whose path is printed (see it with `pytest -s` or in the -rA summary).
 
 Needs: Debian's chromium (/usr/bin/chromium), `pip install playwright` (no browser download),
 the server extra, and the built page (`cd web && npm ci && npm run build`).
 """
 
+import base64
+import io
 import json
 import shutil
 import socket
@@ -166,14 +170,20 @@ def server(work):
 
 
 @pytest.fixture(scope="module")
-def expected_alpha(server, portrait, work) -> float:
-    """Mean alpha that segme's own Python path finds on the photo with the served model."""
+def library_alpha(server, portrait, work) -> np.ndarray:
+    """The alpha that segme's own Python path finds on the photo with the served model."""
     from segme import Segmenter
 
     model = work / "served.onnx"
     with urllib.request.urlopen(f"{server}/v1/model.onnx") as res:
         model.write_bytes(res.read())
-    return float(Segmenter.from_file(model, threads=1)(portrait[1]).mean())
+    return Segmenter.from_file(model, threads=1)(portrait[1])
+
+
+@pytest.fixture(scope="module")
+def expected_alpha(library_alpha) -> float:
+    """Mean alpha that segme's own Python path finds on the photo with the served model."""
+    return float(library_alpha.mean())
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +267,65 @@ def test_photo_is_segmented_on_the_server_when_asked(page, server, portrait, exp
     assert 0.05 < mean < 0.95, f"mean alpha {mean}: no real person/background split"
     # the page sends the frame as a JPEG, so a little more slack than the lossless path
     assert abs(mean - expected_alpha) < 0.03, (mean, expected_alpha)
-    assert ("POST", f"{server}/v1/mask") in page.requests, page.requests
+    assert ("POST", f"{server}/v1/mask?upsample=guided") in page.requests, page.requests
     assert not any(u.endswith((".onnx", ".wasm")) for _, u in page.requests), page.requests
+    assert not page.errors, page.errors
+
+
+def result_pixels(page) -> np.ndarray:
+    """What the page shows: uint8 [H, W, 3] RGB of the result canvas."""
+    url = page.evaluate("document.querySelector('#result').toDataURL('image/png')")
+    png = base64.b64decode(url.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+
+# How close the page comes to the library: the IoU of the masks at 128, and the mean
+# |page - library| of masks and pictures in grey levels (0..255). In the browser the page
+# does the library's arithmetic (web/src/imgproc.js rounds as OpenCV does), so what is left
+# is ONNX Runtime Web against ONNX Runtime, and a grey level here and there where OpenCV
+# interpolates 8-bit images in fixed point. From the server the alpha is the library's own,
+# of the frame as the page sent it: a JPEG (quality 0.9).
+TOLERANCES = {"wasm": {"mask_iou": 0.995, "mask_mad": 0.5, "picture_mad": 0.5},
+              "server": {"mask_iou": 0.98, "mask_mad": 2.0, "picture_mad": 1.5}}
+
+
+@pytest.mark.parametrize("backend", ["wasm", "server"])
+def test_the_page_draws_what_the_library_draws(page, server, portrait, backdrop, library_alpha,
+                                               shots, backend):
+    from segme import effects
+
+    open_page(page, f"{server}/?backend={backend}", backend)
+    segment_photo(page, portrait[0])
+    got = {"replace": result_pixels(page)}  # the card's default colour
+    for view in ("blur", "mask"):
+        page.check(f"input[name=effect][value={view}]")
+        got[view] = result_pixels(page)
+    page.check("input[name=effect][value=replace]")
+    frames = int(page.get_attribute("#result", "data-frames"))
+    page.set_input_files("#bg-image", str(backdrop))
+    page.wait_for_function(f"Number(document.querySelector('#result').dataset.frames) > {frames}",
+                           timeout=WAIT_MS)
+    got["photo"] = result_pixels(page)
+    shot(page, shots, f"library-{backend}")
+    image, alpha = portrait[1], library_alpha
+    want = {"replace": effects.render("replace", image, alpha),
+            "blur": effects.render("blur", image, alpha),
+            "mask": effects.render("mask", image, alpha),
+            "photo": effects.render("replace", image, alpha,
+                                    background=np.asarray(Image.open(backdrop).convert("RGB")))}
+
+    assert (got["mask"] == got["mask"][..., :1]).all()  # grey
+    mask, truth = got["mask"][..., 0].astype(np.float32), want["mask"].astype(np.float32)
+    iou = ((mask >= 128) & (truth >= 128)).sum() / ((mask >= 128) | (truth >= 128)).sum()
+    mad = {"mask": float(np.abs(mask - truth).mean())}
+    for name in ("replace", "blur", "photo"):
+        assert got[name].shape == want[name].shape, name
+        mad[name] = float(np.abs(got[name].astype(np.float32) - want[name]).mean())
+    print(f"page vs library ({backend}): mask IoU {iou:.4f}, mean |difference| "
+          + ", ".join(f"{k} {v:.3f}" for k, v in mad.items()))
+    tol = TOLERANCES[backend]
+    assert iou >= tol["mask_iou"] and mad["mask"] <= tol["mask_mad"], (iou, mad)
+    assert max(mad[k] for k in ("replace", "blur", "photo")) <= tol["picture_mad"], mad
     assert not page.errors, page.errors
 
 
@@ -275,7 +342,7 @@ def test_page_falls_back_to_the_server(page, server, portrait, shots, breakage):
     shot(page, shots, f"fallback-{breakage.replace(' ', '-')}")
 
     assert 0.05 < mean < 0.95, f"mean alpha {mean}: no real person/background split"
-    assert ("POST", f"{server}/v1/mask") in page.requests, page.requests
+    assert ("POST", f"{server}/v1/mask?upsample=guided") in page.requests, page.requests
     assert not page.errors, page.errors
 
 

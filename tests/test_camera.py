@@ -159,6 +159,19 @@ def test_keys_change_the_view_background_strength_and_pause():
     assert look.press("q") == "stopping" and look.stopped
 
 
+def test_a_cutout_keeps_its_view_and_takes_pause_and_stop():
+    """A cut-out's transparency is what its file holds: the view keys leave it alone."""
+    look = Look("cutout", edge=0.2)
+    look.more_backgrounds()
+    image = np.full((H, W, 3), 90, np.uint8)
+    alpha = np.full((H, W), 0.5, np.float32)
+    for key in "brmn+-":
+        assert look.press(key) is None and look.view == "cutout"
+    assert look.render(image, alpha).shape == (H, W, 4)
+    assert (look.render(image, alpha)[..., 3] == 128).all()  # smooth-step keeps 0.5
+    assert look.press(" ") == "cutout (paused)" and look.press("q") == "stopping"
+
+
 def test_replace_keeps_its_own_backgrounds_first(tmp_path):
     from PIL import Image
 

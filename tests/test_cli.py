@@ -260,8 +260,7 @@ def test_cutout_replace_blur(photos, tmp_path):
     run("replace", root / "plain.jpg", "--bg", root / "rgba.png", "--fit", "fit", "--out",
         tmp_path / "r2", "--model", model, "--harmonize", "0.5")
     assert Image.open(tmp_path / "r2/plain.jpg").size == (40, 48)
-    run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30,
-        "--refine")
+    run("blur", root / "plain.jpg", "--out", tmp_path / "b", "--model", model, "--strength", 30)
     assert Image.open(tmp_path / "b/plain.jpg").mode == "RGB"
     for mode in ("guided", "bilinear"):  # the default for images is guided
         run("mask", root / "plain.jpg", "--out", tmp_path / mode, "--model", model,
@@ -271,6 +270,26 @@ def test_cutout_replace_blur(photos, tmp_path):
              for m in ("guided", "bilinear", "default")}
     assert np.array_equal(masks["default"], masks["guided"])
     assert not np.array_equal(masks["guided"], masks["bilinear"])
+
+
+def test_refine_is_guided_upsampling_now(photos, tmp_path):
+    """The deprecated --refine still works: it is --upsample guided (one guided filter, not
+    two stacked), said in one line; with --upsample bilinear it is a contradiction."""
+    root, model = photos
+    for verb in ("cutout", "blur"):
+        plain = run(verb, root / "plain.jpg", "--out", tmp_path / verb, "--model", model)
+        refined = run(verb, root / "plain.jpg", "--out", tmp_path / f"{verb}-refine", "--model",
+                      model, "--refine")
+        assert refined.stderr.strip() == ("note: --refine is deprecated; it is --upsample guided "
+                                          "(the default for images)"), refined.stderr
+        assert "--refine" not in plain.stderr
+        out = {"cutout": "plain.png", "blur": "plain.jpg"}[verb]
+        assert (tmp_path / verb / out).read_bytes() == (tmp_path / f"{verb}-refine" / out
+                                                         ).read_bytes()
+    assert_clean_error(run("cutout", root / "plain.jpg", "--out", tmp_path / "x", "--model",
+                           model, "--refine", "--upsample", "bilinear", ok=False),
+                       "--refine is --upsample guided")
+    assert "--refine" not in run("blur", "--help").stdout  # hidden: not offered any more
 
 
 def test_verbs_refuse_bad_requests(photos, tmp_path):

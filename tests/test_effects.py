@@ -106,18 +106,42 @@ def test_colour_transfer_and_seamless_clone(scene):
     assert (empty == bg[0, 0]).all()
 
 
-def test_refine_snaps_a_blurry_edge_to_the_image_edge():
-    import cv2
+def test_render_is_each_verb_of_the_library(scene):
+    """The one effect step of the CLI, the server and (mirrored) the page."""
+    image, alpha = scene
+    bg = np.full((30, 20, 3), (10, 20, 200), np.uint8)
+    np.testing.assert_array_equal(effects.render("mask", image, alpha), effects.mask8(alpha))
+    np.testing.assert_array_equal(effects.render("mask", None, alpha), effects.mask8(alpha))
+    np.testing.assert_array_equal(effects.render("cutout", image, alpha),
+                                  effects.cutout(image, alpha))
+    np.testing.assert_array_equal(effects.render("blur", image, alpha, strength=40),
+                                  effects.blur_background(image, alpha, 40))
+    np.testing.assert_array_equal(effects.render("replace", image, alpha),
+                                  effects.replace_background(image, alpha,
+                                                             effects.DEFAULT_BACKGROUND))
+    np.testing.assert_array_equal(
+        effects.render("replace", image, alpha, background=bg, fit="fit", harmonize=0.5),
+        effects.replace_background(effects.color_transfer(image, alpha, bg, 0.5), alpha, bg,
+                                   "fit"))
+    # harmonize moves the person towards a photo, never towards a plain colour
+    np.testing.assert_array_equal(effects.render("replace", image, alpha, background="navy",
+                                                 harmonize=1.0),
+                                  effects.replace_background(image, alpha, "navy"))
+    soft = effects.smoothstep(alpha, 0.2, 0.8)
+    np.testing.assert_array_equal(effects.render("cutout", image, alpha, edge=0.2),
+                                  effects.cutout(image, soft))
+    with pytest.raises(ValueError, match="verb must be one of mask, cutout, replace, blur"):
+        effects.render("sepia", image, alpha)
 
-    alpha = np.zeros((120, 120), np.float32)
-    alpha[30:90, 40:80] = 1
-    image = np.where(alpha[:, :, None] > 0.5, 200, 40).astype(np.uint8).repeat(3, 2)
-    soft = cv2.GaussianBlur(alpha, (0, 0), 3)  # what an upsampled low-res alpha looks like
-    ref = effects.refine(soft, image, radius=8)
-    assert ref.shape == alpha.shape and 0 <= ref.min() <= ref.max() <= 1
-    # the 0.5 crossing stays where the image edge is, and the transition becomes a step
-    np.testing.assert_array_equal(ref >= 0.5, alpha >= 0.5)
-    row = 60
-    assert ref[row, 39] < 0.3 and ref[row, 40] > 0.7
-    transition = lambda a: int(((a > 0.2) & (a < 0.8)).sum())  # noqa: E731
-    assert transition(ref) < 0.2 * transition(soft)
+
+def test_render_takes_an_8_bit_mask(scene):
+    """A uint8 mask (the server's full-size alpha of a large photo) is used as it is by mask
+    and cutout, and read as alpha / 255 by the others."""
+    image, alpha = scene
+    mask = effects.mask8(alpha * 0.6)
+    assert effects.render("mask", None, mask) is mask
+    np.testing.assert_array_equal(effects.render("cutout", image, mask)[..., 3], mask)
+    as_float = mask.astype(np.float32) / 255
+    for verb in ("replace", "blur"):
+        np.testing.assert_array_equal(effects.render(verb, image, mask),
+                                      effects.render(verb, image, as_float))

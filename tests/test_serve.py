@@ -127,18 +127,25 @@ def test_verbs_answer_an_image_of_the_input_size(client, photo, send, verb, extr
 
 
 def test_outputs_match_the_library(client, photo, tiny_onnx):
-    """The server's mask and cut-out are the library's, bit for bit (PNG is lossless)."""
+    """The server's outputs are the library's (``effects.render``), bit for bit (PNG is
+    lossless); upsample picks the upsampling, and the deprecated refine means guided."""
     data = encode(photo, "PNG")
-    alpha = Segmenter(tiny_onnx, threads=1)(photo)
+    seg = Segmenter(tiny_onnx, threads=1)
+    alpha = seg(photo)
     mask = np.asarray(decoded(raw(client, "mask", data, "image/png")))
     np.testing.assert_array_equal(mask, effects.mask8(alpha))
     rgba = np.asarray(decoded(multipart(client, "cutout", data)))
     np.testing.assert_array_equal(rgba, effects.cutout(photo, alpha))
-    refined = np.asarray(decoded(raw(client, "mask", data, "image/png", refine="true")))
-    np.testing.assert_array_equal(refined, effects.mask8(effects.refine(alpha, photo)))
-    green = np.asarray(decoded(raw(client, "replace", data, "image/png", bg="0,177,64",
-                                   format="png")))
-    np.testing.assert_array_equal(green, effects.replace_background(photo, alpha, (0, 177, 64)))
+    for params, upsample in (({"upsample": "bilinear"}, "bilinear"), ({"refine": "true"}, "guided"),
+                             ({"refine": "true", "upsample": "bilinear"}, "guided")):
+        got = np.asarray(decoded(raw(client, "mask", data, "image/png", **params)))
+        np.testing.assert_array_equal(got, effects.mask8(seg(photo, upsample=upsample)))
+    assert not np.array_equal(effects.mask8(seg(photo, upsample="bilinear")), mask)
+    for verb, params in (("replace", {"bg": "0,177,64"}), ("replace", {}),
+                         ("blur", {"strength": "40"})):
+        out = np.asarray(decoded(raw(client, verb, data, "image/png", format="png", **params)))
+        np.testing.assert_array_equal(out, effects.render(
+            verb, photo, alpha, background=params.get("bg"), strength=40))
 
 
 @pytest.mark.parametrize("verb,fmt,ctype", [
@@ -251,8 +258,8 @@ def test_truncated_jpeg_is_named(client, photo):
 @pytest.mark.parametrize("verb,params,words", [
     ("replace", {"bg": "nocolour"}, ["bad bg", "nocolour", "#rrggbb"]),
     ("replace", {"bg": "300,0,0"}, ["bad bg"]),
-    ("replace", {}, ["no background", "bg"]),
     ("replace", {"bg": "red", "fit": "stretch"}, ["fit must be fill or fit"]),
+    ("mask", {"upsample": "bicubic"}, ["upsample must be guided or bilinear", "'bicubic'"]),
     ("blur", {"strength": "strong"}, ["strength must be a number", "'strong'"]),
     ("blur", {"strength": "-1"}, ["strength must be a number from 0 to 100"]),
     ("blur", {"strength": "nan"}, ["strength"]),
@@ -260,7 +267,7 @@ def test_truncated_jpeg_is_named(client, photo):
     ("mask", {"format": "gif"}, ["unknown format 'gif'", "png"]),
     ("cutout", {"format": "jpeg"}, ["transparency", "png or webp"]),
     ("mask", {"refine": "maybe"}, ["refine must be true or false"]),
-    ("mask", {"strength": "3"}, ["unknown parameter 'strength'", "format, refine"]),
+    ("mask", {"strength": "3"}, ["unknown parameter 'strength'", "format, upsample, refine"]),
     ("blur", {"path": "/etc/passwd"}, ["unknown parameter 'path'"]),
 ])
 def test_bad_options_are_named(client, photo, verb, params, words):
@@ -268,14 +275,29 @@ def test_bad_options_are_named(client, photo, verb, params, words):
     refused(multipart(client, verb, encode(photo), **params), 400, *words)
 
 
-def test_background_colour_and_image_conflict(client, photo):
-    res = client.post("/v1/replace", data={"bg": "red"},
-                      files={"file": ("a.jpg", encode(photo)), "background": ("b.jpg",
-                                                                              encode(photo))})
-    refused(res, 400, "not both")
+def test_an_uploaded_background_replaces_the_colour(client, photo):
+    """bg is the colour where no background is uploaded (a green screen by default): the
+    document cannot say "one or the other" across the query and the form, so neither
+    combination is refused."""
+    red = np.full((H, W, 3), (255, 0, 0), np.uint8)
+    res = client.post("/v1/replace", data={"bg": "blue", "format": "png"},
+                      files={"file": ("a.png", encode(photo, "PNG")),
+                             "background": ("b.png", encode(red, "PNG"))})
+    assert (np.asarray(decoded(res)).reshape(-1, 3).max(0) == (255, 255, 255)).sum() < 3
+    alpha = Segmenter(client.app.state.pool.model, threads=1)(photo)
+    for bg, fields in ((red, {"bg": "blue"}), ((0, 177, 64), {})):
+        res = client.post("/v1/replace", data={"format": "png", **fields},
+                          files={"file": ("a.png", encode(photo, "PNG")),
+                                 **({"background": ("b.png", encode(red, "PNG"))}
+                                    if fields else {})})
+        np.testing.assert_array_equal(np.asarray(decoded(res)),
+                                      effects.replace_background(photo, alpha, bg))
     res = client.post("/v1/replace", files={"file": ("a.jpg", encode(photo)),
                                             "background": ("b.jpg", b"nonsense")})
     refused(res, 400, "field 'background'", "not an image")
+    res = client.post("/v1/replace", files={"file": ("a.jpg", encode(photo)),
+                                            "background": ("b.jpg", b"")})
+    refused(res, 400, "empty image", "'background'")
 
 
 def test_unknown_routes_and_methods_are_json(client):
@@ -332,11 +354,11 @@ def gate(monkeypatch):
     started, gate = threading.Event(), threading.Event()
 
     class GatedSegmenter(Segmenter):
-        def __call__(self, image):
+        def __call__(self, image, **kw):
             started.set()
             if not gate.wait(30):
                 raise RuntimeError("the test never opened the gate")
-            return super().__call__(image)
+            return super().__call__(image, **kw)
 
     monkeypatch.setattr(pool_module, "Segmenter", GatedSegmenter)
     gate.started = started
@@ -442,9 +464,9 @@ def test_large_photos_are_segmented_at_the_working_size(tiny_onnx, verb, monkeyp
     seen = []
 
     class Seen(Segmenter):
-        def __call__(self, image):
+        def __call__(self, image, **kw):
             seen.append(image.shape)
-            return super().__call__(image)
+            return super().__call__(image, **kw)
 
     data, side = one_bit_png(3000), 3000
     job = app_module.Job(verb, data, "field 'file'", "png")

@@ -2,6 +2,11 @@
 
 numpy + OpenCV + Pillow only. Images are uint8 [H, W, 3] RGB; alphas float32 [H, W] in
 [0, 1] of the same size (what ``Segmenter`` returns).
+
+``render(verb, image, alpha, ...)`` is the one effect step of the CLI verbs, their live
+camera views and the HTTP server; the web page mirrors it (web/src/effects.js) with the
+constants the server hands it (``BLUR_*`` here, ``segme.postprocess``'s), and
+tests/test_browser.py holds the two together.
 """
 
 from __future__ import annotations
@@ -10,7 +15,53 @@ import cv2
 import numpy as np
 from PIL import ImageColor
 
-from segme.postprocess import guided_coefficients
+VERBS = ("mask", "cutout", "replace", "blur")
+DEFAULT_STRENGTH = 15.0  # blur radius in tenths of a percent of the short side
+DEFAULT_BACKGROUND = "#00b140"  # a green screen: replace's colour when none is given
+BLUR_MIN_SIGMA = 0.5  # pixels: below this a Gaussian is no blur at all
+BLUR_SHRUNK_SIGMA = 2.0  # the blur runs on the image shrunk until its sigma is about this
+BLUR_MIN_WEIGHT = 1e-3  # less background than this within reach: the plain blur instead
+
+
+def render(verb: str, image: np.ndarray | None, alpha: np.ndarray, *, background=None,
+           fit: str = "fill", strength: float = DEFAULT_STRENGTH, edge: float = 0.0,
+           harmonize: float = 0.0) -> np.ndarray:
+    """What a verb draws from an image and its person alpha.
+
+    Args:
+        verb: ``mask`` (uint8 [H, W]), ``cutout`` (uint8 [H, W, 4] RGBA), ``replace`` or
+            ``blur`` (uint8 [H, W, 3] RGB).
+        image: uint8 [H, W, 3] RGB; None for ``mask``, which needs the alpha only.
+        alpha: float32 [H, W] in [0, 1], or a uint8 [H, W] mask (0..255), which ``mask``
+            and ``cutout`` use as it is (a quarter of the float's memory at full size).
+        background: ``replace``: a colour (name, #hex, r,g,b, tuple) or a uint8 RGB image
+            of any size (``fit``); None: ``DEFAULT_BACKGROUND``.
+        fit: ``fill`` (crop) or ``fit`` (pad) for a background image.
+        strength: ``blur``: radius in tenths of a percent of the short side.
+        edge: smooth-step edge tightening, 0 (off) to 0.45 (``smoothstep(edge, 1 - edge)``).
+        harmonize: ``replace``: colour transfer of the person towards a background image,
+            0..1 (a plain colour leaves the person alone).
+    """
+    if verb not in VERBS:
+        raise ValueError(f"verb must be one of {', '.join(VERBS)}, got {verb!r}")
+    if edge:
+        alpha = smoothstep(_float(alpha), edge, 1.0 - edge)
+    if verb == "mask":
+        return mask8(alpha)
+    if verb == "cutout":
+        return cutout(image, alpha)
+    if verb == "blur":
+        return blur_background(image, _float(alpha), strength)
+    alpha = _float(alpha)
+    background = DEFAULT_BACKGROUND if background is None else background
+    if harmonize and isinstance(background, np.ndarray):
+        image = color_transfer(image, alpha, background, harmonize)
+    return replace_background(image, alpha, background, fit)
+
+
+def _float(alpha: np.ndarray) -> np.ndarray:
+    """A uint8 mask as a float alpha in [0, 1]; a float alpha as it is."""
+    return alpha.astype(np.float32) / np.float32(255) if alpha.dtype == np.uint8 else alpha
 
 
 def _check(image: np.ndarray, alpha: np.ndarray) -> None:
@@ -34,30 +85,11 @@ def smoothstep(alpha: np.ndarray, low: float = 0.3, high: float = 0.7) -> np.nda
     return t * t * (3.0 - 2.0 * t)
 
 
-def refine(alpha: np.ndarray, image: np.ndarray, radius: int | None = None,
-           eps: float = 1e-4) -> np.ndarray:
-    """Snap a soft, upsampled alpha to the image's own edges: a guided filter (He et al.
-    2010) of the alpha with the grey image as guide.
-
-    A model run at 192 px and resized to a photo leaves a blurry transition several pixels
-    wide; the guided filter turns it into a step where the image has its edge (hair,
-    shoulders), leaving low-contrast tails that ``smoothstep`` can remove.
-
-    Args:
-        alpha: float32 [H, W] in [0, 1].
-        image: uint8 [H, W, 3] RGB guide.
-        radius: window radius in pixels; default 1% of the short side (at least 2).
-        eps: regularisation; smaller follows image edges more closely.
-    """
-    _check(image, alpha)
-    radius = radius or max(2, round(0.01 * min(image.shape[:2])))
-    guide = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-    a, b = guided_coefficients(guide, alpha.astype(np.float32), radius, eps)
-    return np.clip(a * guide + b, 0.0, 1.0)
-
-
 def mask8(alpha: np.ndarray) -> np.ndarray:
-    """Alpha float [H, W] in [0, 1] -> uint8 [H, W] 0..255, rounded (a mask image)."""
+    """Alpha float [H, W] in [0, 1] -> uint8 [H, W] 0..255, rounded (a mask image); a uint8
+    mask is returned as it is."""
+    if alpha.dtype == np.uint8:
+        return alpha
     return np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -140,7 +172,8 @@ def solid(size: tuple[int, int], rgb: tuple[int, int, int]) -> np.ndarray:
     return out
 
 
-def blur_background(image: np.ndarray, alpha: np.ndarray, strength: float = 15.0) -> np.ndarray:
+def blur_background(image: np.ndarray, alpha: np.ndarray,
+                    strength: float = DEFAULT_STRENGTH) -> np.ndarray:
     """Background blurred like a shallow depth of field, the person kept sharp.
 
     The blur is normalised by the background weight (blur(img * (1 - a)) / blur(1 - a)), so
@@ -152,13 +185,13 @@ def blur_background(image: np.ndarray, alpha: np.ndarray, strength: float = 15.0
     _check(image, alpha)
     if strength <= 0:
         return image.copy()
-    sigma = max(0.5, strength / 1000.0 * min(image.shape[:2]))
+    sigma = max(BLUR_MIN_SIGMA, strength / 1000.0 * min(image.shape[:2]))
     h, w = image.shape[:2]
     # a wide blur loses nothing when computed at reduced resolution: shrink so the blur is
     # ~2 px there, blur, and scale back (20-50x faster on a 720p frame than at full size).
     # An integer factor takes OpenCV's fast box-filter path of INTER_AREA (3-4x faster
     # than a fractional one: 4.8 -> 1.8 ms for a 720p frame, 2.1 -> 0.5 for its alpha).
-    k = min(max(1, int(sigma / 2.0)), h, w)
+    k = min(max(1, int(sigma / BLUR_SHRUNK_SIGMA)), h, w)
     small = cv2.resize(image, None, fx=1.0 / k, fy=1.0 / k,
                        interpolation=cv2.INTER_AREA).astype(np.float32)
     wt = cv2.resize(1.0 - alpha.astype(np.float32), None, fx=1.0 / k, fy=1.0 / k,
@@ -168,7 +201,7 @@ def blur_background(image: np.ndarray, alpha: np.ndarray, strength: float = 15.0
     num = cv2.GaussianBlur(small * wt[:, :, None], (0, 0), s_sigma)
     den = cv2.GaussianBlur(wt, (0, 0), s_sigma)[:, :, None]
     fallback = cv2.GaussianBlur(small, (0, 0), s_sigma)
-    blurred = np.where(den > 1e-3, num / np.maximum(den, 1e-3), fallback)
+    blurred = np.where(den > BLUR_MIN_WEIGHT, num / np.maximum(den, BLUR_MIN_WEIGHT), fallback)
     blurred = cv2.resize(np.clip(blurred, 0, 255).astype(np.uint8), (w, h),
                          interpolation=cv2.INTER_LINEAR)
     return _blend(image, blurred, alpha)

@@ -159,17 +159,18 @@ class Segmenter:
         rgb = as_rgb(image)
         return to_rgb(rgb, self.channels) if isinstance(image, np.ndarray) else rgb
 
-    def __call__(self, image) -> np.ndarray:
+    def __call__(self, image, upsample: str | None = None) -> np.ndarray:
         """Alpha of one image.
 
         Args:
             image: path, PIL image or array (uint8/uint16/float RGB, RGBA or gray; BGR or
                 BGRA with ``channels="bgr"``).
+            upsample: ``guided`` or ``bilinear`` for this image; None: the Segmenter's.
 
         Returns:
             float32 [H, W] in [0, 1], the person's alpha at the image's own size.
         """
-        return predict(self.backend, self._rgb(image), self.tta, self.upsample)
+        return predict(self.backend, self._rgb(image), self.tta, upsample or self.upsample)
 
     def streamer(self, temporal: str = "none", cut_threshold: float | None = CUT_THRESHOLD
                  ) -> Stream:

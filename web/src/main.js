@@ -1,7 +1,9 @@
 // The page: a photo or the webcam in, the person over a new or blurred background out.
 //
 // Segmentation runs in the browser (onnxruntime-web, WASM) when it can, else on the server
-// (`?backend=server` forces that). For tests the page exposes:
+// (`?backend=server` forces that); either way the page draws the effect itself (effects.js),
+// as segme.effects does, with the constants of the model card's `pipeline`. For tests the page
+// exposes:
 //   body[data-state]        "loading" | "ready" | "segmented" | "error"
 //   body[data-backend]      "wasm" | "server"
 //   #result[data-mean-alpha] mean alpha of the last result, in [0, 1]
@@ -10,8 +12,9 @@
 //   #status                 where the model runs, in words
 
 import './style.css';
-import { Compositor } from './composite.js';
-import { loadBrowserModel } from './model.js';
+import { render } from './effects.js';
+import { rgbOf } from './imgproc.js';
+import { loadBrowserModel, loadCard } from './model.js';
 import { ServerSegmenter } from './server.js';
 
 const API = '/v1';
@@ -36,11 +39,13 @@ const ui = {
   message: $('message'),
 };
 
-const compositor = new Compositor();
 const frame = document.createElement('canvas'); // the current frame at its own size
-const effect = { kind: 'replace', color: ui.color.value, image: null, strength: 15 };
+const frameCtx = frame.getContext('2d', { willReadFrequently: true });
+/** @type {import('./effects.js').Effect} */
+const effect = { kind: 'replace', color: [0, 0, 0], photo: null, strength: 0 };
+let card = null; // the model card, with `pipeline`
 let segmenter = null; // BrowserSegmenter | ServerSegmenter
-let last = null; // {mask, meanAlpha} of the frame on screen, to redraw on an effect change
+let last = null; // {rgb, alpha, meanAlpha} of the frame on screen, to redraw on an effect change
 let frames = 0;
 let failing = false; // the last segmentation failed and #message says so
 let camera = null; // {stream, token} while the webcam runs
@@ -73,19 +78,29 @@ function useSegmenter(s, why = '') {
 function fallBack(err) {
   console.warn('segme: in-browser model unavailable:', err);
   useSegmenter(
-    new ServerSegmenter(API),
+    new ServerSegmenter(API, card),
     `The in-browser model could not run (${err.message ?? err}), so the server segments instead.`,
   );
 }
 
+/** "#rrggbb" -> [r, g, b] */
+const rgbOfHex = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+
 async function start() {
   setState('loading');
+  card = await loadCard(API);
+  const { background, strength, max_strength: maxStrength } = card.pipeline;
+  if (/^#[0-9a-f]{6}$/i.test(background)) ui.color.value = background;
+  effect.color = rgbOfHex(ui.color.value);
+  ui.strength.max = String(maxStrength);
+  ui.strength.value = ui.strengthValue.textContent = String(strength);
+  effect.strength = strength;
   const backend = new URLSearchParams(location.search).get('backend');
   if (backend === 'server') {
-    useSegmenter(new ServerSegmenter(API), '(Chosen by ?backend=server.)');
+    useSegmenter(new ServerSegmenter(API, card), '(Chosen by ?backend=server.)');
   } else {
     try {
-      useSegmenter(await loadBrowserModel(API));
+      useSegmenter(await loadBrowserModel(API, card));
     } catch (err) {
       fallBack(err);
     }
@@ -105,9 +120,10 @@ async function start() {
 /** Segment what `frame` holds and draw the result; returns false when it failed. */
 async function segmentFrame() {
   const t0 = performance.now();
+  const rgb = rgbOf(frameCtx.getImageData(0, 0, frame.width, frame.height));
   let out;
   try {
-    out = await segmenter.segment(frame);
+    out = await segmenter.segment(frame, rgb);
   } catch (err) {
     if (segmenter instanceof ServerSegmenter) {
       failing = true;
@@ -119,7 +135,7 @@ async function segmentFrame() {
   }
   if (failing) showMessage(''); // the server answers again
   failing = false;
-  last = out;
+  last = { rgb, ...out };
   ui.latency.textContent = `${Math.round(performance.now() - t0)} ms per frame`;
   redraw();
   return true;
@@ -127,12 +143,16 @@ async function segmentFrame() {
 
 function redraw() {
   if (!last) return;
-  compositor.draw(ui.result, frame, last.mask, effect);
+  const picture = render(effect, last.rgb, last.alpha, card.pipeline);
+  if (ui.result.width !== picture.width) ui.result.width = picture.width;
+  if (ui.result.height !== picture.height) ui.result.height = picture.height;
+  ui.result.getContext('2d').putImageData(picture, 0, 0);
   frames += 1;
   ui.result.dataset.meanAlpha = last.meanAlpha.toFixed(4);
   ui.result.dataset.frames = String(frames);
-  const what = effect.kind === 'blur' ? 'blurred' : 'replaced';
-  ui.result.setAttribute('aria-label', `Result: the person with the background ${what}`);
+  const what = { blur: 'the background blurred', replace: 'the background replaced',
+    mask: 'its mask' }[effect.kind];
+  ui.result.setAttribute('aria-label', `Result: the person with ${what}`);
   ui.save.disabled = false;
   setState('segmented');
 }
@@ -153,7 +173,7 @@ async function openPhoto(file) {
     const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
     frame.width = Math.max(1, Math.round(bitmap.width * scale));
     frame.height = Math.max(1, Math.round(bitmap.height * scale));
-    frame.getContext('2d').drawImage(bitmap, 0, 0, frame.width, frame.height);
+    frameCtx.drawImage(bitmap, 0, 0, frame.width, frame.height);
     bitmap.close();
     segmenter.reset();
     ui.result.classList.remove('mirrored');
@@ -211,7 +231,7 @@ async function loop(token) {
       if (camera?.token !== token) return null; // a photo was picked meanwhile
       if (frame.width !== video.videoWidth) frame.width = video.videoWidth;
       if (frame.height !== video.videoHeight) frame.height = video.videoHeight;
-      frame.getContext('2d').drawImage(video, 0, 0);
+      frameCtx.drawImage(video, 0, 0);
       return segmentFrame();
     });
     if (camera?.token !== token) break;
@@ -269,7 +289,7 @@ for (const radio of document.querySelectorAll('input[name="effect"]')) {
 }
 
 ui.color.addEventListener('input', () => {
-  effect.color = ui.color.value;
+  effect.color = rgbOfHex(ui.color.value);
   if (!camera) redraw();
 });
 
@@ -277,20 +297,26 @@ ui.bgImage.addEventListener('change', async () => {
   const file = ui.bgImage.files?.[0];
   ui.bgImage.value = '';
   if (!file) return;
+  let bitmap;
   try {
-    effect.image?.close();
-    effect.image = await createImageBitmap(file);
+    bitmap = await createImageBitmap(file);
   } catch {
     showMessage(`Could not read ${file.name} as an image.`);
     return;
   }
+  const canvas = document.createElement('canvas'); // its pixels, at its own size
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  effect.photo = rgbOf(ctx.getImageData(0, 0, canvas.width, canvas.height));
   ui.bgClear.hidden = false;
   if (!camera) redraw();
 });
 
 ui.bgClear.addEventListener('click', () => {
-  effect.image?.close();
-  effect.image = null;
+  effect.photo = null;
   ui.bgClear.hidden = true;
   if (!camera) redraw();
 });

@@ -1,18 +1,21 @@
-// The fallback: the server segments, the page composites.
+// The fallback: the server segments, the page draws the effect.
 //
-// The frame goes up as a JPEG to POST /v1/mask and the alpha comes back as a grey image; the
-// same compositor as the in-browser path then draws the effect. Asking the server for the mask
-// rather than for the finished /v1/replace or /v1/blur picture keeps one compositing path for
-// both backends (the result looks the same either way), re-draws a photo at once when the
-// colour or blur changes, never uploads the background photo, and lets the page report the mean
-// alpha of what the server found.
+// The frame goes up as a JPEG to POST /v1/mask, with the card's upsampling, and its alpha
+// comes back as a grey image at the frame's size: the alpha the in-browser path computes
+// (postprocess.js mirrors the server's), so the same effects.js draws the same picture from
+// either. Asking for the mask rather than the finished /v1/replace or /v1/blur picture re-draws
+// a photo at once when the colour or blur changes, never uploads the background photo, and
+// lets the page report the mean alpha of what the server found.
 
-/** Frame in, alpha mask out, computed by `segme serve`. */
+/** Frame in, alpha out, computed by `segme serve`. */
 export class ServerSegmenter {
-  /** @param {string} api base URL of the API, e.g. "/v1" */
-  constructor(api) {
+  /**
+   * @param {string} api base URL of the API, e.g. "/v1"
+   * @param {object} card the model card, with `pipeline`
+   */
+  constructor(api, card) {
     this.where = 'on the server';
-    this.url = `${api}/mask`;
+    this.url = `${api}/mask?upsample=${encodeURIComponent(card.pipeline.upsample)}`;
     this.mask = document.createElement('canvas');
     this.maskCtx = this.mask.getContext('2d', { willReadFrequently: true });
   }
@@ -21,8 +24,8 @@ export class ServerSegmenter {
 
   /**
    * @param {HTMLCanvasElement} frame the frame at its own size
-   * @returns {Promise<{mask: HTMLCanvasElement, meanAlpha: number}>} mask: alpha in the alpha
-   *   channel, at the size the server answered with; meanAlpha in [0, 1]
+   * @returns {Promise<{alpha: Float32Array, meanAlpha: number}>} alpha [H * W] in [0, 1] at
+   *   the size the server answered with (the frame's); meanAlpha its mean
    */
   async segment(frame) {
     const jpeg = await new Promise((resolve, reject) =>
@@ -38,7 +41,9 @@ export class ServerSegmenter {
       throw new Error(`the server could not be reached: ${err.message ?? err}`);
     }
     if (!res.ok) throw new Error(`the server answered ${res.status}: ${await errorText(res)}`);
-    const grey = await createImageBitmap(await res.blob());
+    const grey = await createImageBitmap(await res.blob(), {
+      colorSpaceConversion: 'none', premultiplyAlpha: 'none',
+    });
 
     const { width, height } = grey;
     if (this.mask.width !== width || this.mask.height !== height) {
@@ -49,17 +54,14 @@ export class ServerSegmenter {
     ctx.globalCompositeOperation = 'copy';
     ctx.drawImage(grey, 0, 0);
     grey.close();
-    const img = ctx.getImageData(0, 0, width, height);
-    const px = img.data;
+    const px = ctx.getImageData(0, 0, width, height).data;
+    const alpha = new Float32Array(width * height);
     let sum = 0;
-    for (let i = 0; i < px.length; i += 4) {
-      const a = px[i]; // grey: R = G = B
-      sum += a;
-      px[i] = px[i + 1] = px[i + 2] = 0;
-      px[i + 3] = a;
+    for (let i = 0; i < alpha.length; i++) {
+      alpha[i] = px[4 * i] / 255; // grey: R = G = B
+      sum += alpha[i];
     }
-    ctx.putImageData(img, 0, 0);
-    return { mask: this.mask, meanAlpha: sum / (255 * width * height) };
+    return { alpha, meanAlpha: sum / alpha.length };
   }
 }
 

@@ -351,7 +351,7 @@ def _run_camera(index: int, folder: Path | None, single: Path | None, model: Pat
     camera = Camera(index, duration)
     fps = Fraction(camera.fps).limit_denominator(1001)
 
-    def stop_on_q(key: str) -> None:  # a verb without views (cutout): q and Esc stop
+    def stop_on_q(key: str) -> None:  # without a Look: q and Esc stop
         if key in ("q", "\x1b"):
             camera.stop.set()
 

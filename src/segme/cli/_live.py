@@ -1,9 +1,11 @@
-"""What ``segme blur``, ``replace`` and ``mask`` draw, and the keys that change it live.
+"""What the verbs (mask, cutout, replace, blur) draw, and the keys that change it live.
 
-A ``Look`` renders every source of these verbs (photos, videos, cameras) in one of three
-views: the background blurred, replaced, or the mask. On a camera the view and its
-settings change while it runs, by keys in the window, or in the terminal where no window
-opens (``TerminalKeys``); the temporal method goes on unchanged underneath:
+A ``Look`` holds a verb's settings and renders every source (photos, videos, cameras)
+through ``segme.effects.render``. Blur, replace and mask are views of one picture: on a
+camera the view and its settings change while it runs, by keys in the window, or in the
+terminal where no window opens (``TerminalKeys``); the temporal method goes on unchanged
+underneath. A cut-out keeps its view (its transparency is what its file holds), and takes
+pause and stop:
 
     b / r / m   blur, replace, mask view       n      next background (replace view)
     + / -       blur strength up / down        space  pause (the picture freezes)
@@ -22,11 +24,11 @@ import numpy as np
 
 from segme import effects
 
-VIEWS = ("blur", "replace", "mask")
+VIEWS = ("blur", "replace", "mask")  # the live views: verbs that keys switch between
 KEYS = ("keys: b blur, r replace, m mask, n next background, +/- blur strength, space pause, "
         "q quit")
 # what `n` offers after the --bg given: a green screen, white, a dark grey
-MORE_BACKGROUNDS = ("#00b140", "white", "#262626")
+MORE_BACKGROUNDS = (effects.DEFAULT_BACKGROUND, "white", "#262626")
 STRENGTH_STEP, MAX_STRENGTH = 5.0, 100.0  # blur strength, tenths of a percent of the short side
 
 
@@ -52,14 +54,16 @@ class Background:
         self.color = isinstance(self.still, tuple)
         self._made: tuple[tuple[int, int], np.ndarray] | None = None
 
-    def __call__(self, size: tuple[int, int]) -> np.ndarray:
-        """The background for a frame of ``size`` (height, width): uint8 [h, w, 3] RGB."""
+    def __call__(self, size: tuple[int, int]) -> np.ndarray | tuple[int, int, int]:
+        """The background for a frame of ``size`` (height, width): uint8 [h, w, 3] RGB, or
+        the colour (r, g, b) for ``effects.render``."""
+        if self.color:
+            return self.still
         if self.frames is not None:
             return effects.fit_background(next(self.frames), size, self.fit)
         made = self._made
         if made is None or made[0] != size:
-            made = self._made = (size, effects.solid(size, self.still) if self.color
-                                 else effects.fit_background(self.still, size, self.fit))
+            made = self._made = (size, effects.fit_background(self.still, size, self.fit))
         return made[1]
 
 
@@ -74,26 +78,26 @@ def _color_or_missing_file(bg: str) -> tuple[int, int, int]:
 
 
 class Look:
-    """A view of the person and its settings: ``render`` draws it, ``press`` changes it.
+    """A verb and its settings: ``render`` draws it, ``press`` changes it.
 
     Args:
-        view: ``blur``, ``replace`` or ``mask``.
+        view: a verb of ``segme.effects.VERBS``; keys switch among ``VIEWS``.
         strength: blur radius in tenths of a percent of the short side.
         backgrounds: the replace view's backgrounds, in the order ``n`` goes through them
             (the first is used until then).
-        refine: snap the alpha's edges to the image's first (``effects.refine``).
         harmonize: colour transfer of the person towards a photo background, 0..1.
+        edge: smooth-step edge tightening, 0 (off) to 0.45.
 
     ``paused`` and ``stopped`` are for the camera loop to read. ``render`` is safe to call
     from several threads (photos run in parallel); the keys only change attributes.
     """
 
-    def __init__(self, view: str, strength: float = 15.0,
-                 backgrounds: Sequence[Background] = (), refine: bool = False,
-                 harmonize: float = 0.0) -> None:
-        if view not in VIEWS:
-            raise ValueError(f"view must be one of {', '.join(VIEWS)}, got {view!r}")
-        self.view, self.strength, self.refine, self.harmonize = view, strength, refine, harmonize
+    def __init__(self, view: str, strength: float = effects.DEFAULT_STRENGTH,
+                 backgrounds: Sequence[Background] = (), harmonize: float = 0.0,
+                 edge: float = 0.0) -> None:
+        if view not in effects.VERBS:
+            raise ValueError(f"view must be one of {', '.join(effects.VERBS)}, got {view!r}")
+        self.view, self.strength, self.harmonize, self.edge = view, strength, harmonize, edge
         self.backgrounds = list(backgrounds)
         self.index = 0
         self.paused = self.stopped = False
@@ -106,23 +110,17 @@ class Look:
     def render(self, image: np.ndarray, alpha: np.ndarray, path: Path | None = None
                ) -> np.ndarray:
         """The current view of ``image`` (uint8 [H, W, 3] RGB) with its ``alpha`` (float32
-        [H, W] in [0, 1]): uint8 [H, W, 3] RGB, or uint8 [H, W] for the mask view."""
-        view = self.view
-        if view == "mask":
-            return effects.mask8(alpha)
-        if self.refine:
-            alpha = effects.refine(alpha, image)
-        if view == "blur":
-            return effects.blur_background(image, alpha, self.strength)
-        bg = self.backgrounds[self.index % len(self.backgrounds)]
-        background = bg(image.shape[:2])
-        if self.harmonize and not bg.color:
-            image = effects.color_transfer(image, alpha, background, self.harmonize)
-        return effects.replace_background(image, alpha, background)
+        [H, W] in [0, 1]): what ``effects.render`` gives for the verb."""
+        view, background = self.view, None
+        if view == "replace" and self.backgrounds:
+            background = self.backgrounds[self.index % len(self.backgrounds)](image.shape[:2])
+        return effects.render(view, image, alpha, background=background,
+                              strength=self.strength, edge=self.edge,
+                              harmonize=self.harmonize)
 
     def status(self) -> str:
         """One line: the view and its setting, and whether the picture is paused."""
-        detail = {"blur": f"blur {self.strength:g}", "mask": "mask",
+        detail = {"blur": f"blur {self.strength:g}", "mask": "mask", "cutout": "cutout",
                   "replace": f"replace: {self.backgrounds[self.index % len(self.backgrounds)].name}"
                   if self.backgrounds else "replace"}[self.view]
         return detail + (" (paused)" if self.paused else "")
@@ -131,15 +129,16 @@ class Look:
         """Apply a key (see the module docstring); returns what to tell the user, None for
         a key without a meaning."""
         views = {"b": "blur", "r": "replace", "m": "mask"}
+        live = self.view in VIEWS
         if key in ("h", "?"):
             return KEYS
-        if key in views and (views[key] != "replace" or self.backgrounds):
+        if key in views and live and (views[key] != "replace" or self.backgrounds):
             self.view = views[key]
-        elif key == "n" and self.backgrounds:
+        elif key == "n" and live and self.backgrounds:
             self.index, self.view = (self.index + 1) % len(self.backgrounds), "replace"
-        elif key in ("+", "="):
+        elif key in ("+", "=") and live:
             self.strength, self.view = min(MAX_STRENGTH, self.strength + STRENGTH_STEP), "blur"
-        elif key == "-":
+        elif key == "-" and live:
             self.strength, self.view = max(0.0, self.strength - STRENGTH_STEP), "blur"
         elif key in (" ", "p"):
             self.paused = not self.paused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import typer
 
@@ -53,7 +54,8 @@ VIRTUAL_CAMERA = typer.Option(False, "--virtual-camera", help="Camera sources: s
                               "to a virtual camera for Zoom, Meet, Teams or OBS (needs "
                               "pyvirtualcam: pip install 'segme[camera]'; v4l2loopback on "
                               "Linux, OBS on Windows and macOS). Keys change the picture live.")
-REFINE = typer.Option(False, help="Snap the mask's edges to the image's (guided filter).")
+# the edge-snapping filter that guided upsampling now is: old commands keep working
+REFINE = typer.Option(False, hidden=True, help="Deprecated: --upsample guided.")
 TEMPORAL = typer.Option(None, help="Videos and cameras: none, ema, flow, ofd, prior (4-channel "
                         "models) or a chain such as ofd+ema; default: ema (docs/video.md).")
 TTA = typer.Option(None, help="Test-time augmentation for images: 'flip' and/or input sizes, "
@@ -64,6 +66,20 @@ UPSAMPLE = typer.Option(None, help="How the model's low-resolution alpha reaches
                         "unsure; +0.24 fg-IoU, +1 boundary IoU) or bilinear (the evaluation "
                         "protocol's; about 6 ms less per 720p frame). Default: guided for "
                         "images, bilinear for videos and cameras (keeps 720p real time).")
+
+
+def upsample_for(upsample: str | None, refine: bool) -> str | None:
+    """``--upsample`` with the deprecated ``--refine`` folded in (it means guided)."""
+    if not refine:
+        return upsample
+    if upsample not in (None, "guided"):
+        raise ValueError(f"--refine is --upsample guided, which --upsample {upsample} "
+                         "contradicts; give one of them")
+    print("note: --refine is deprecated; it is --upsample guided (the default for images)",
+          file=sys.stderr)
+    return "guided"
+
+
 EVAL_UPSAMPLE = typer.Option("bilinear", help="bilinear: the reference protocol of every "
                              "documented score, and what videos get by default; guided: what "
                              "photos get by default.")

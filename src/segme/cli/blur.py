@@ -19,7 +19,7 @@ def blur(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
     from segme.cli._apply import apply, same_suffix
     from segme.cli._live import Look
 
-    look = Look("blur", strength, refine=refine)
+    look = Look("blur", strength)
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, same_suffix,
-          recursive=recursive, duration=duration, temporal=temporal, upsample=upsample,
-          virtual_camera=virtual_camera, look=look)
+          recursive=recursive, duration=duration, temporal=temporal,
+          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look)

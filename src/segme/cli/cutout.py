@@ -15,16 +15,10 @@ def cutout(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
            upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
            edge: float = typer.Option(0.0, help="Smooth-step edge tightening, 0 (off) to 0.45.")) -> None:
     """Cut the person out: <out>/<stem>.png, RGBA with the alpha as transparency."""
-    from segme import effects
     from segme.cli._apply import apply, png
+    from segme.cli._live import Look
 
-    def render(image, alpha, path):
-        if refine:
-            alpha = effects.refine(alpha, image)
-        if edge:
-            alpha = effects.smoothstep(alpha, edge, 1 - edge)
-        return effects.cutout(image, alpha)
-
-    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, render, png,
+    look = Look("cutout", edge=edge)
+    apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, png,
           transparent=True, recursive=recursive, duration=duration, temporal=temporal,
-          upsample=upsample)
+          upsample=opt.upsample_for(upsample, refine), look=look)

@@ -25,12 +25,9 @@ def demo(
     seg = Segmenter(model)
     alpha = seg(image)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = {
-        "astronaut-cutout.png": effects.cutout(image, alpha),
-        "astronaut-replaced.jpg": effects.replace_background(image, alpha, (0, 177, 64)),
-        "astronaut-blurred.jpg": effects.blur_background(image, alpha, strength=20),
-        "astronaut-mask.png": effects.mask8(alpha),
-    }
+    outputs = {name: effects.render(verb, image, alpha, strength=20) for name, verb in (
+        ("astronaut-cutout.png", "cutout"), ("astronaut-replaced.jpg", "replace"),
+        ("astronaut-blurred.jpg", "blur"), ("astronaut-mask.png", "mask"))}
     for name, array in outputs.items():
         write_image(out / name, array)
     print(f"model {seg.card.arch} ({seg.card.input_size[1]}x{seg.card.input_size[0]}); "

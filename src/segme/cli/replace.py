@@ -30,8 +30,7 @@ def replace(sources: list[str] = opt.SOURCES,
     if len(bg) > 1 and not (len(sources) == 1 and is_camera(sources[0])):
         raise ValueError("several --bg are for a camera (the n key goes to the next); photos "
                          "and videos take one")
-    look = Look("replace", backgrounds=[Background(b, fit) for b in bg], refine=refine,
-                harmonize=harmonize)
+    look = Look("replace", backgrounds=[Background(b, fit) for b in bg], harmonize=harmonize)
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, same_suffix,
-          recursive=recursive, duration=duration, temporal=temporal, upsample=upsample,
-          virtual_camera=virtual_camera, look=look)
+          recursive=recursive, duration=duration, temporal=temporal,
+          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look)

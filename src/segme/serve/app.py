@@ -7,40 +7,53 @@
     GET  /healthz, /v1/model (the ModelCard as JSON), /v1/model.onnx, /docs, /
 
 The image comes as the multipart field ``file`` or as the whole request body with
-``Content-Type: image/*``; options come as query parameters or form fields. Every refusal is
-JSON ``{"error": "..."}`` with a 4xx status (503/504 for load), never a 500 for what a
-client sent. Clients send bytes only: no parameter names a file on the server.
+``Content-Type: image/*``; options come as query parameters or form fields. The endpoints
+are typed (``UploadFile``, ``Query``, ``Form``, enums), so FastAPI validates each option and
+writes the OpenAPI document (``/openapi.json``) from the same declarations: a request the
+document allows is served. Every refusal is JSON ``{"error": "..."}`` with a 4xx status
+(503/504 for load), never a 500 for what a client sent. Clients send bytes only: no
+parameter names a file on the server.
 
 A request's way in: ``UploadGuard`` (body size, read deadline, uploads at once) -> the whole
-body read -> the image header checked (``Job.prepare``) -> a place in the pool (``admit``) ->
-its share of the memory budget -> a worker (``Job.__call__``) -> the answer.
+body read and its shape checked (``ImageRoute``) -> the options validated (FastAPI) -> the
+image header checked (``Job.prepare``) -> a place in the pool (``admit``) -> its share of
+the memory budget -> a worker (``Job.__call__``, ``segme.effects.render``) -> the answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import io
 import logging
 import math
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from functools import partial
 from pathlib import Path
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from PIL import Image
-from starlette.datastructures import Headers, UploadFile
+from PIL import Image, ImageColor
+from pydantic import BaseModel, Field, StringConstraints
+from starlette.datastructures import FormData, Headers
+from starlette.datastructures import UploadFile as Upload  # what a parsed form holds
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from segme import effects
+from segme.cards import ModelCard
 from segme.io.images import ImageError, ImageTooLarge, decode_image, image_size
+from segme.postprocess import BAND, DEFAULT_UPSAMPLE, GUIDED_EPS, UPSAMPLE, guided_radius
 from segme.segmenter import DEFAULT_MODEL
 from segme.serve.pool import Busy, InferencePool
 
@@ -52,21 +65,25 @@ _FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
             "jpg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 _SAVE_OPTIONS = {"PNG": {"compress_level": 3}, "JPEG": {"quality": 90}, "WEBP": {"quality": 90}}
 _RAW_TYPES = ("image/", "application/octet-stream")
+# what an upload may be (segme.io.images decodes these), for the OpenAPI document
+_IMAGE_TYPES = "image/jpeg, image/png, image/webp, image/bmp, image/tiff, image/gif"
 _HOW_TO_SEND = ("send the image as the request body with Content-Type image/jpeg (image/png, "
                 "...) or as the file field 'file' of a multipart/form-data body")
-_TRUE, _FALSE = ("", "1", "true", "yes", "on"), ("0", "false", "no", "off")
+_HOW_TO_CALL = ("Send the photo as the multipart field `file`, or as the whole request body "
+                "with `Content-Type: image/*`. Options are query parameters or form fields (a "
+                "form field wins).")
 MAX_STRENGTH = 100.0  # blur: 10% of the short side; beyond that the picture is all blur
-# The model, guided upsampling and refine see a larger photo shrunk to at most this many
-# pixels (by a whole factor); the alpha is upsampled to full size at the end, where the output
-# needs it. A 224-pixel model's edges gain nothing from a finer guide, and the full-size float
-# planes of guided upsampling (17 bytes a pixel) are what took 40 MP images past 1 GB.
+# The model and guided upsampling see a larger photo shrunk to at most this many pixels (by
+# a whole factor); the alpha is upsampled to full size at the end, where the output needs it.
+# A 224-pixel model's edges gain nothing from a finer guide, and the full-size float planes
+# of guided upsampling (17 bytes a pixel) are what took 40 MP images past 1 GB.
 WORK_PIXELS = 4_000_000
 # Peak bytes a job holds, per pixel of the photo at the working size (decoding, the model,
-# guided upsampling; refine's guided filter on top) and per pixel of the whole photo (what
-# the output needs at full size: the mask; the photo and the mask for cutout; the photo, the
-# alpha and the effect's planes for replace and blur). Measured (`python benchmarks/load.py
-# --scenario jobs`), with room for the larger PNG a noisy photo's cutout makes.
-WORK_BYTES, REFINE_BYTES = 22, 24
+# guided upsampling) and per pixel of the whole photo (what the output needs at full size:
+# the mask; the photo and the mask for cutout; the photo, the alpha and the effect's planes
+# for replace and blur). Measured (`python benchmarks/load.py --scenario jobs`), with room
+# for the larger PNG a noisy photo's cutout makes.
+WORK_BYTES = 22
 FULL_BYTES = {"mask": 1, "cutout": 10, "replace": 17, "blur": 17}
 UPLOAD_GRACE = 2.0  # seconds before an upload's minimum rate applies (first bytes, slow start)
 
@@ -79,37 +96,89 @@ class Refused(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
+class Refusal(BaseModel):
+    """The body of every refusal."""
+
+    error: str = Field(description="What was wrong, and what to do instead.")
+
+
+class Choice(str, Enum):
+    """An option's values; case and surrounding spaces do not matter (they never did)."""
+
+    @classmethod
+    def _missing_(cls, value: object) -> Choice | None:
+        return cls.__members__.get(value.strip().lower()) if isinstance(value, str) else None
+
+
+def _choice(name: str, values) -> type[Choice]:
+    return Choice(name, [(v, v) for v in values])
+
+
+ImageFormat = _choice("ImageFormat", ("png", "jpeg", "jpg", "webp"))
+TransparentFormat = _choice("TransparentFormat", ("png", "webp"))
+Upsample = _choice("Upsample", UPSAMPLE)
+Fit = _choice("Fit", ("fill", "fit"))
+ColorName = _choice("ColorName", sorted(ImageColor.colormap))  # Pillow's, as CSS's
+_BYTE = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+# what effects.parse_color reads: a colour name, #rgb(a) or #rrggbb(aa), r,g,b
+Color = ColorName | Annotated[str, StringConstraints(
+    pattern=rf"^(#([0-9a-fA-F]{{3,4}}|[0-9a-fA-F]{{6}}|[0-9a-fA-F]{{8}})"
+            rf"|{_BYTE} *, *{_BYTE} *, *{_BYTE})$")]
+Strength = Annotated[float, Field(ge=0.0, le=MAX_STRENGTH, allow_inf_nan=False)]
+
+
 @dataclass(frozen=True)
 class Verb:
     """One image endpoint: what it takes and what it returns."""
 
     name: str
     formats: tuple[str, ...]  # allowed values of ``format``, the default first
-    params: tuple[str, ...]  # options besides format and refine
+    options: tuple[tuple[str, Any, Any], ...] = ()  # (name, type, default) of its own
     files: tuple[str, ...] = ("file",)  # multipart file fields
     summary: str = ""
 
+    def parameters(self) -> tuple[tuple[str, Any, Any], ...]:
+        """Every option as (name, type, default): format, upsample, refine and its own."""
+        kind = ImageFormat if "jpeg" in self.formats else TransparentFormat
+        return (("format", kind, kind(self.formats[0])),
+                ("upsample", Upsample, Upsample(DEFAULT_UPSAMPLE)), ("refine", bool, False),
+                *self.options)
+
+    def names(self, what: str) -> tuple[str, ...]:
+        return self.files if what == "file field" else tuple(n for n, *_ in self.parameters())
+
 
 VERBS = {
-    "cutout": Verb("cutout", ("png", "webp"), (), summary="The person on a transparent "
+    "cutout": Verb("cutout", ("png", "webp"), summary="The person on a transparent "
                    "background: RGBA PNG or WebP, the alpha as transparency."),
-    "mask": Verb("mask", ("png", "jpeg", "jpg", "webp"), (), summary="The person's alpha as "
+    "mask": Verb("mask", ("png", "jpeg", "jpg", "webp"), summary="The person's alpha as "
                  "an 8-bit grey image (0 background, 255 person)."),
-    "replace": Verb("replace", ("jpeg", "jpg", "png", "webp"), ("bg", "fit"),
+    "replace": Verb("replace", ("jpeg", "jpg", "png", "webp"),
+                    (("bg", Color, effects.DEFAULT_BACKGROUND), ("fit", Fit, Fit("fill"))),
                     ("file", "background"), summary="The person over a colour (bg) or an "
                     "uploaded background image (multipart field background)."),
-    "blur": Verb("blur", ("jpeg", "jpg", "png", "webp"), ("strength",),
+    "blur": Verb("blur", ("jpeg", "jpg", "png", "webp"),
+                 (("strength", Strength, effects.DEFAULT_STRENGTH),),
                  summary="The background blurred, the person sharp."),
 }
 
 _PARAM_DOCS = {
-    "format": "Output format: png, jpeg or webp (default: png for cutout and mask, jpeg for "
-              "replace and blur; cutout needs png or webp for its transparency).",
-    "refine": "true: snap the mask's edges to the image's (guided filter).",
-    "bg": "Background colour: a name (green), #rrggbb or r,g,b.",
-    "fit": "How a background image covers the frame: fill (crop, default) or fit (pad).",
-    "strength": "Blur radius in tenths of a percent of the short side, 0 to 100 (default 15).",
+    "file": "The photo (JPEG, PNG, WebP, BMP, TIFF or GIF). Or send it as the whole request "
+            "body with Content-Type image/*, the options as query parameters.",
+    "background": "A background photo, scaled to cover the frame (fit); used instead of bg.",
+    "format": "Output format (default: png for cutout and mask, jpeg for replace and blur; "
+              "cutout needs png or webp for its transparency).",
+    "upsample": "How the model's alpha reaches the photo's size: guided (snaps the edges to "
+                "the photo's) or bilinear.",
+    "refine": "Deprecated: true is upsample=guided.",
+    "bg": f"Background colour: a name (green), #rrggbb or r,g,b (default "
+          f"{effects.DEFAULT_BACKGROUND}); an uploaded background replaces it.",
+    "fit": "How a background image covers the frame: fill (crop) or fit (pad).",
+    "strength": f"Blur radius in tenths of a percent of the short side, 0 to "
+                f"{MAX_STRENGTH:g}.",
 }
+# what a bad value is told, by option ("{name} must be {rule}"); enums say their values
+_RULES = {"refine": "true or false", "strength": f"a number from 0 to {MAX_STRENGTH:g}"}
 
 
 @dataclass
@@ -120,11 +189,11 @@ class Job:
     image: bytes
     image_name: str
     format: str  # a key of _FORMATS
-    refine: bool = False
+    upsample: str = DEFAULT_UPSAMPLE
     color: tuple[int, int, int] | None = None
     background: bytes | None = None
     fit: str = "fill"
-    strength: float = 15.0
+    strength: float = effects.DEFAULT_STRENGTH
     size: tuple[int, int] = (0, 0)  # (H, W) of the photo, from its header (prepare)
     shrink: int = 1  # the model's side of the work sees the photo at 1/shrink of each side
     bg_shrink: int = 1  # the background is decoded at 1/bg_shrink, still covering the photo
@@ -136,8 +205,7 @@ class Job:
         pixels = self.size[0] * self.size[1]
         self.shrink = math.ceil(math.sqrt(pixels / WORK_PIXELS))
         work = math.ceil(self.size[0] / self.shrink) * math.ceil(self.size[1] / self.shrink)
-        memory = ((WORK_BYTES + REFINE_BYTES * self.refine) * work
-                  + FULL_BYTES[self.verb] * pixels + len(self.image))
+        memory = WORK_BYTES * work + FULL_BYTES[self.verb] * pixels + len(self.image)
         if self.background is not None:
             bh, bw = image_size(self.background, "field 'background'", max_pixels)
             # the short side still covers the photo's long side: enough for fill and fit,
@@ -173,22 +241,15 @@ class Job:
         if self.background is not None:  # decoded before the model runs: fail fast
             background = decode_image(self.background, "field 'background'", max_pixels,
                                       shrink=self.bg_shrink)
-        alpha = seg(small)  # float32 [h, w] in [0, 1]
-        if self.refine:
-            alpha = effects.refine(alpha, small)
+        alpha = seg(small, upsample=self.upsample)  # float32 [h, w] in [0, 1]
         del small
         height, width = image.shape[:2] if image is not None else self.size
-        if self.verb in ("mask", "cutout"):
-            mask = effects.mask8(alpha)  # upsampled as uint8: a quarter of the float's memory
-            if mask.shape != (height, width):
-                mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_LINEAR)
-            return mask if self.verb == "mask" else np.dstack([image, mask])  # effects.cutout
         if alpha.shape != (height, width):
+            if self.verb in ("mask", "cutout"):  # upsampled as uint8: a quarter of the memory
+                alpha = effects.mask8(alpha)
             alpha = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_LINEAR)
-        if self.verb == "replace":
-            bg = background if background is not None else self.color
-            return effects.replace_background(image, alpha, bg, self.fit)
-        return effects.blur_background(image, alpha, self.strength)
+        return effects.render(self.verb, image, alpha, fit=self.fit, strength=self.strength,
+                              background=background if background is not None else self.color)
 
 
 def encode(array: np.ndarray, fmt: str) -> bytes:
@@ -285,13 +346,29 @@ def create_app(
                        max_per_client=max_uploads_per_client)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
 
     for verb in VERBS.values():
-        app.add_api_route(
+        app.router.add_api_route(
             f"/v1/{verb.name}", _endpoint(verb, pool, max_pixels, timeout), methods=["POST"],
-            name=verb.name, summary=verb.summary, response_class=Response,
+            name=verb.name, summary=verb.summary, description=_HOW_TO_CALL,
+            response_class=Response,
             responses=_responses(verb), openapi_extra=_openapi(verb),
+            route_class_override=ImageRoute,
         )
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's document, and what it cannot infer: a form takes no other fields."""
+        if app.openapi_schema is None:
+            schema = type(app).openapi(app)
+            for verb in VERBS.values():
+                body = schema["paths"][f"/v1/{verb.name}"]["post"]["requestBody"]
+                ref = body["content"]["multipart/form-data"]["schema"]["$ref"]
+                schema["components"]["schemas"][ref.rsplit("/", 1)[1]][
+                    "additionalProperties"] = False
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.get("/healthz", summary="Liveness, the model, and the load right now.")
     async def healthz() -> JSONResponse:
@@ -310,6 +387,7 @@ def create_app(
         # card fields at the top level, so ModelCard.from_json(body) works (extras ignored)
         card = asdict(pool.card)
         card["onnx_url"] = "/v1/model.onnx" if model_path.suffix.lower() == ".onnx" else None
+        card["pipeline"] = pipeline(pool.card)
         return JSONResponse(card)
 
     @app.get("/v1/model.onnx", summary="The ONNX model file (only when serving an .onnx).",
@@ -334,9 +412,9 @@ def create_app(
 
 
 def _endpoint(verb: Verb, pool: InferencePool, max_pixels: int, timeout: float):
-    async def endpoint(request: Request) -> Response:
-        """One image request: read, validate, admit, run on a worker, answer."""
-        job = await _read_job(request, verb)  # the whole body, under UploadGuard's limits
+    async def endpoint(request: Request, **args) -> Response:
+        # one image request, its options validated: admit, run on a worker, answer
+        job = await _job(request, verb, args)
         try:
             # image headers only (400/413 before any decoding), off the event loop: a
             # crafted file can make even a header slow to parse
@@ -360,105 +438,142 @@ def _endpoint(verb: Verb, pool: InferencePool, max_pixels: int, timeout: float):
                           "the image is large; retry later or send a smaller one") from None
         return Response(data, media_type=_FORMATS[job.format][1])
 
+    endpoint.__signature__ = _signature(verb)  # what FastAPI validates and documents
     return endpoint
 
 
-async def _read_job(request: Request, verb: Verb) -> Job:
-    """The image and options of a request, validated; Refused (4xx) on anything wrong."""
+def _signature(verb: Verb) -> inspect.Signature:
+    """The endpoint's typed parameters: its uploads, and each option both as a query
+    parameter and as a form field (``_job`` takes the form's when both are given)."""
+    param = partial(inspect.Parameter, kind=inspect.Parameter.KEYWORD_ONLY)
+    params = [param("request", annotation=Request)]
+    for name in verb.files:  # the photo is required, the background not
+        params.append(param(f"upload_{name}",
+                            default=inspect.Parameter.empty if name == "file" else None,
+                            annotation=Annotated[UploadFile, File(alias=name,
+                                                                  description=_PARAM_DOCS[name])]))
+    for name, kind, default in verb.parameters():
+        for where, source in (("query", Query), ("form", Form)):
+            params.append(param(f"{where}_{name}", default=default, annotation=Annotated[
+                kind, source(alias=name, description=_PARAM_DOCS[name],
+                             deprecated=name == "refine" or None)]))
+    return inspect.Signature(params)
+
+
+async def _job(request: Request, verb: Verb, args: dict[str, Any]) -> Job:
+    """The validated arguments of ``verb``'s endpoint as a Job; Refused (400) for an empty
+    upload."""
+    form = await request.form()  # as ImageRoute read it (cached): the fields sent
+    opts = {name: args[f"{'form' if name in form else 'query'}_{name}"]
+            for name, *_ in verb.parameters()}
+    raw = not request.headers.get("content-type", "").lower().startswith("multipart/")
+    image_name = "the request body" if raw else "field 'file'"
+    image = await args["upload_file"].read()
+    if not image:
+        raise Refused(400, f"empty {'body' if raw else 'image'}: {image_name} has 0 bytes; "
+                      f"{_HOW_TO_SEND}")
+    # refine (deprecated) was a second guided filter; guided upsampling is that filter
+    upsample = "guided" if opts["refine"] else opts["upsample"].value
+    job = Job(verb.name, image, image_name, opts["format"].value, upsample)
+    if verb.name == "replace":
+        upload = args["upload_background"]
+        job.background = await upload.read() if upload is not None else None
+        if job.background is not None and not job.background:
+            raise Refused(400, "empty image: field 'background' has 0 bytes")
+        bg = opts["bg"]  # valid: the schema is what parse_color reads
+        job.color = effects.parse_color(bg.value if isinstance(bg, Choice) else bg)
+        job.fit = opts["fit"].value
+    if verb.name == "blur":
+        job.strength = opts["strength"]
+    return job
+
+
+class ImageRoute(APIRoute):
+    """The route of an image endpoint: the body is read and its shape checked here, before
+    FastAPI validates the options, so a request that is not one of the two shapes the API
+    takes gets the reason rather than a list of missing fields.
+
+    A multipart body is parsed with its own limits (two files, 16 fields at most), and
+    FastAPI reuses that parse (a request caches its form); a raw ``image/*`` body becomes the
+    form's ``file``, so both shapes reach one typed endpoint.
+    """
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+        verb = VERBS[self.name]
+
+        async def route(request: Request) -> Response:
+            await _read_body(request, verb)
+            return await handler(request)
+
+        return route
+
+
+async def _read_body(request: Request, verb: Verb) -> None:
+    """Check a request's shape (Refused, 4xx): one image as the body or as the multipart
+    field ``file``, known option names, each given once."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    params = dict(request.query_params)
     for key in request.query_params:
         if len(request.query_params.getlist(key)) > 1:
             raise Refused(400, f"query parameter {key!r} is given more than once")
-    uploads: dict[str, bytes] = {}
+        if key not in verb.names("parameter"):
+            raise Refused(400, _unknown(verb, key, "parameter"))
     if ctype == "multipart/form-data":
-        # a request here has at most two files and a few short options
-        async with request.form(max_files=len(verb.files), max_fields=16) as form:
-            for key, value in form.multi_items():
-                if len(form.getlist(key)) > 1:
-                    raise Refused(400, f"field {key!r} is given more than once")
-                if isinstance(value, UploadFile):
-                    if key not in verb.files:
-                        raise Refused(400, _unknown(verb, key, "file field"))
-                    uploads[key] = await value.read()
-                elif key in verb.files:
-                    raise Refused(400, f"field {key!r} must be an uploaded file, not text "
-                                  f"(curl: -F {key}=@photo.jpg)")
-                else:
-                    params[key] = value  # a form field overrides the query parameter
-        if "file" not in uploads:
-            got = ", ".join(repr(k) for k in uploads) or "none"
+        form = await request.form(max_files=len(verb.files), max_fields=16)
+        for key, value in form.multi_items():
+            if len(form.getlist(key)) > 1:
+                raise Refused(400, f"field {key!r} is given more than once")
+            if isinstance(value, Upload):
+                if key not in verb.files:
+                    raise Refused(400, _unknown(verb, key, "file field"))
+            elif key in verb.files:
+                raise Refused(400, f"field {key!r} must be an uploaded file, not text "
+                              f"(curl: -F {key}=@photo.jpg)")
+            elif key not in verb.names("parameter"):
+                raise Refused(400, _unknown(verb, key, "parameter"))
+            elif not value:  # FastAPI would read it as left out, the default
+                raise Refused(400, f"field {key!r} is empty: give a value or leave it out")
+        if "file" not in form:
+            got = ", ".join(repr(k) for k, v in form.multi_items()
+                            if isinstance(v, Upload)) or "none"
             raise Refused(400, f"no image: send it as the multipart file field 'file' "
                           f"(file fields received: {got})")
-        image, image_name = uploads["file"], "field 'file'"
     elif ctype.startswith(_RAW_TYPES):
-        image, image_name = await request.body(), "the request body"
+        body = await request.body()
+        # Starlette's per-request form cache: FastAPI's parse of the form returns this
+        request._form = FormData([("file", Upload(io.BytesIO(body), size=len(body),
+                                                  headers=Headers({"content-type": ctype})))])
     elif not ctype and not await request.body():
         raise Refused(400, f"empty body: {_HOW_TO_SEND}")
     else:
         raise Refused(415, f"Content-Type {ctype or 'missing'!r} is not an image: "
                       f"{_HOW_TO_SEND}")
-    if not image:
-        raise Refused(400, f"empty {'body' if image_name == 'the request body' else 'image'}: "
-                      f"{image_name} has 0 bytes; {_HOW_TO_SEND}")
-    known = {"format", "refine", *verb.params}
-    for key in params:
-        if key not in known:
-            raise Refused(400, _unknown(verb, key, "parameter"))
-    fmt = params.get("format", verb.formats[0]).strip().lower()
-    if fmt not in verb.formats:
-        if fmt in _FORMATS:
-            raise Refused(400, f"{verb.name} output cannot be {fmt}: it has transparency; "
-                          f"use format={' or '.join(verb.formats)}")
-        raise Refused(400, f"unknown format {fmt!r}; use one of {', '.join(verb.formats)}")
-    job = Job(verb.name, image, image_name, fmt,
-              refine=_flag("refine", params.get("refine", "false")))
-    if verb.name == "replace":
-        job.background = uploads.get("background")
-        if job.background is not None and "bg" in params:
-            raise Refused(400, "give either bg (a colour) or the file field background, "
-                          "not both")
-        if job.background is None:
-            if "bg" not in params:
-                raise Refused(400, "no background: give bg (a colour such as green, #00b140 "
-                              "or 0,177,64) or upload an image as the file field background")
-            try:
-                job.color = effects.parse_color(params["bg"].strip())
-            except ValueError as e:
-                raise Refused(400, f"bad bg: {e}") from None
-        elif not job.background:
-            raise Refused(400, "empty image: field 'background' has 0 bytes")
-        job.fit = params.get("fit", "fill").strip().lower()
-        if job.fit not in ("fill", "fit"):
-            raise Refused(400, f"fit must be fill or fit, got {params['fit']!r}")
-    if verb.name == "blur":
-        job.strength = _number("strength", params.get("strength", "15"), 0.0, MAX_STRENGTH)
-    return job
 
 
 def _unknown(verb: Verb, key: str, what: str) -> str:
-    names = verb.files if what == "file field" else ("format", "refine", *verb.params)
     return (f"unknown {what} {key!r}; /v1/{verb.name} takes {what}s: "
-            f"{', '.join(names)}")
+            f"{', '.join(verb.names(what))}")
 
 
-def _flag(name: str, value: str) -> bool:
-    v = value.strip().lower()
-    if v in _TRUE:
-        return True
-    if v in _FALSE:
-        return False
-    raise Refused(400, f"{name} must be true or false, got {value!r}")
-
-
-def _number(name: str, value: str, low: float, high: float) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        x = math.nan
-    if not low <= x <= high:  # NaN fails too
-        raise Refused(400, f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-    return x
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's validation errors as one refusal (400) that names the option and its values."""
+    verb = VERBS.get(request.url.path.rsplit("/", 1)[-1])
+    error = exc.errors()[0]
+    loc = error["loc"]  # ("query" or "body", name[, the member of a union that failed])
+    name, value = str(loc[1] if len(loc) > 1 else loc[0]), error.get("input")
+    if verb is not None and name == "format":
+        fmt = str(value).strip().lower()
+        message = (f"{verb.name} output cannot be {fmt}: it has transparency; use "
+                   f"format={' or '.join(verb.formats)}" if fmt in _FORMATS else
+                   f"unknown format {value!r}; use one of {', '.join(verb.formats)}")
+    elif name == "bg":
+        message = f"bad bg: not a colour: {value!r}; use a name (green), #rrggbb or r,g,b"
+    elif name in _RULES or error["type"] == "enum":
+        rule = _RULES.get(name) or error.get("ctx", {}).get("expected", "").replace("'", "")
+        message = f"{name} must be {rule}, got {value!r}"
+    else:
+        message = f"{name}: {error['msg']}"
+    return JSONResponse({"error": message}, status_code=400)
 
 
 @dataclass
@@ -624,33 +739,44 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
 
 def _responses(verb: Verb) -> dict:
     types = sorted({_FORMATS[f][1] for f in verb.formats})
-    err = {"content": {"application/json": {"example": {"error": "what went wrong"}}}}
-    return {
-        200: {"description": "The result image.", "content": {t: {} for t in types}},
-        400: {"description": "Bad input: empty, not an image, truncated, bad option.", **err},
-        413: {"description": "Body or image too large.", **err},
-        415: {"description": "Neither an image body nor multipart.", **err},
-        503: {"description": "Busy: every worker and queue place taken (Retry-After).", **err},
-        504: {"description": "No result within the server's timeout.", **err},
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    refusals = {
+        400: "Bad input: empty, not an image, truncated, bad option.",
+        408: "The body arrived too slowly (the connection is closed).",
+        413: "Body or image too large.",
+        415: "Neither an image body nor multipart.",
+        429: "Too many uploads from your address at once (Retry-After).",
+        503: "Busy: every worker and queue place taken, or too many uploads (Retry-After).",
+        504: "No result within the server's timeout.",
+        # FastAPI would document 422 otherwise; invalid options get 400
+        "4XX": "Any other refusal, in the same shape.",
     }
+    return {200: {"description": "The result image.", "content": {t: binary for t in types}},
+            **{status: {"description": text, "model": Refusal}
+               for status, text in refusals.items()}}
 
 
 def _openapi(verb: Verb) -> dict:
-    """Request documentation for /docs (the handler reads the body itself, so FastAPI
-    cannot infer it)."""
-    names = ("format", "refine", *verb.params)
-    props = {f: {"type": "string", "format": "binary"} for f in verb.files}
-    props.update({n: {"type": "string", "description": _PARAM_DOCS[n]} for n in names})
-    return {
-        "parameters": [{"name": n, "in": "query", "required": False,
-                        "schema": {"type": "string"}, "description": _PARAM_DOCS[n]}
-                       for n in names],
-        "requestBody": {"required": True, "content": {
-            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                               "properties": props}},
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-        }},
-    }
+    """The request body's other shape (the image alone, options in the query) and the
+    media types of the uploads, which FastAPI does not infer."""
+    return {"requestBody": {"content": {
+        "multipart/form-data": {"encoding": {f: {"contentType": _IMAGE_TYPES}
+                                             for f in verb.files}},
+        "image/*": {"schema": {"type": "string", "format": "binary",
+                               "description": "The photo alone; options as query parameters."}},
+    }}}
+
+
+def pipeline(card: ModelCard) -> dict[str, Any]:
+    """The constants of what the library does around ``card``'s model, beside the card at
+    ``/v1/model``: the web page reads them there to do the same (web/src/*.js holds no
+    copies; tests/test_browser.py compares the results)."""
+    return {"upsample": DEFAULT_UPSAMPLE, "guided_radius": guided_radius(*card.input_size),
+            "guided_eps": GUIDED_EPS, "band": list(BAND),
+            "blur_min_sigma": effects.BLUR_MIN_SIGMA,
+            "blur_shrunk_sigma": effects.BLUR_SHRUNK_SIGMA,
+            "blur_min_weight": effects.BLUR_MIN_WEIGHT, "strength": effects.DEFAULT_STRENGTH,
+            "max_strength": MAX_STRENGTH, "background": effects.DEFAULT_BACKGROUND}
 
 
 def _version() -> str:
