@@ -63,9 +63,9 @@ TTA = typer.Option(None, help="Test-time augmentation for images: 'flip' and/or 
                    "weights); slower, more accurate: a teacher's labels.")
 UPSAMPLE = typer.Option(None, help="How the model's low-resolution alpha reaches the "
                         "image's size: guided (follows the image's edges where the model is "
-                        "unsure; +0.24 fg-IoU, +1 boundary IoU) or bilinear (the evaluation "
-                        "protocol's; about 6 ms less per 720p frame). Default: guided for "
-                        "images, bilinear for videos and cameras (keeps 720p real time).")
+                        "unsure: more accurate edges) or bilinear (the evaluation protocol's; "
+                        "faster). Default: guided for images, bilinear for videos and cameras "
+                        "(keeps 720p real time; measured in docs/video.md).")
 
 
 def upsample_for(upsample: str | None, refine: bool) -> str | None:
