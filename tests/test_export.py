@@ -95,27 +95,32 @@ def test_weights_from_quantised_or_foreign_onnx_are_refused(tmp_path):
         load_model(tmp_path / "junk.onnx")
 
 
-def test_fp16_weights_halve_the_file_and_compute_in_float32(tmp_path):
+@pytest.mark.parametrize("kind, ratio, tolerance", [("fp16", 0.6, 2e-3), ("int8", 0.4, 3e-2)])
+def test_stored_weights_shrink_the_file_and_compute_in_float32(tmp_path, kind, ratio,
+                                                               tolerance):
     import onnxruntime as ort
 
-    from segme.export.quantize import fp16_weights
+    from segme.export.quantize import stored_weights
     from segme.models.loading import load_model
     from segme.runtime import resolve_model
 
     fp32 = resolve_model("mnv3-unet-portraits-224")
-    half = fp16_weights(fp32, tmp_path / "w16.onnx")
-    assert half.stat().st_size < 0.6 * fp32.stat().st_size  # one Cast node per tensor
-    ref, got = OnnxBackend(fp32), OnnxBackend(half)
+    small = stored_weights(fp32, tmp_path / f"w-{kind}.onnx", kind)
+    assert small.stat().st_size < ratio * fp32.stat().st_size  # plus a node or two a tensor
+    ref, got = OnnxBackend(fp32), OnnxBackend(small)
     assert got.card == ref.card
     h, w = ref.card.input_size
     x = np.random.default_rng(1).standard_normal((2, 3, h, w)).astype(np.float32)
-    assert np.abs(got.run(x) - ref.run(x)).max() < 2e-3
-    # ONNX Runtime folds the casts when it loads the file: none is left to run per call
+    assert np.abs(got.run(x) - ref.run(x)).max() < tolerance
+    # ONNX Runtime folds the restoring nodes when it loads the file: none runs per call
     so = ort.SessionOptions()
     so.optimized_model_filepath = str(tmp_path / "optimised.onnx")
-    ort.InferenceSession(str(half), so, providers=["CPUExecutionProvider"])
-    ops = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
-    assert "Cast" not in ops and "Conv" in ops
-    back, card = load_model(half)  # read back into torch as float32
+    ort.InferenceSession(str(small), so, providers=["CPUExecutionProvider"])
+    graph = onnx.load(so.optimized_model_filepath).graph
+    stored = {t.name for t in onnx.load(str(small)).graph.initializer
+              if t.name.endswith(("_fp16", "_int8"))}
+    assert stored and not any(set(n.input) & stored for n in graph.node)
+    assert "Conv" in {n.op_type for n in graph.node}
+    back, card = load_model(small)  # read back into torch as float32
     with torch.no_grad():
-        assert np.abs(back(torch.from_numpy(x)).numpy() - ref.run(x)).max() < 2e-3
+        assert np.abs(back(torch.from_numpy(x)).numpy() - got.run(x)).max() < 1e-4

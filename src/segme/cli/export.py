@@ -18,7 +18,7 @@ from segme.cli._extras import needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
 # default parity thresholds (max abs alpha difference vs torch) per kind of file
-MAX_DIFF = {None: 1e-4, "fp16-weights": 5e-2, "fp16": 2e-2, "int8": 0.5}  # INT8: the fg-IoU gate is the real one
+MAX_DIFF = {None: 1e-4, "fp16-weights": 5e-2, "int8-weights": 0.5, "fp16": 2e-2, "int8": 0.5}  # INT8: the fg-IoU gate is the real one
 
 
 def sample_inputs(card, folder: Path | None, n: int = 8):
@@ -62,14 +62,14 @@ def export(
                                "built-in model's name (`segme models list`)."),
     output: Path = typer.Option(..., "-o", "--output",
                                 help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
-    quantize: str = typer.Option(None, help="For .onnx: fp16-weights (half the file, float32 "
-                                 "speed and results), fp16 (computed in float16) or int8; for "
-                                 ".tflite: int8."),
+    quantize: str = typer.Option(None, help="For .onnx: fp16-weights or int8-weights (a half "
+                                 "or a quarter of the file, computed in float32 at its speed), "
+                                 "fp16 (computed in float16) or int8; for .tflite: int8."),
     calibration: Path = typer.Option(None, help="Folder of photos for INT8 calibration."),
     size: str = typer.Option(None, help=f"{SIZE_HELP} (default: the size it trained at)."),
     val: Path = typer.Option(None, help="Folder with masks: also gate on the fg-IoU change."),
     max_diff: float = typer.Option(None, help="Max abs alpha difference vs torch (default "
-                                   "1e-4 float, 5e-2 fp16-weights, 2e-2 fp16, 0.5 int8)."),
+                                   "1e-4 float, 5e-2 fp16-weights, 0.5 int8-weights, 2e-2 fp16, 0.5 int8)."),
     max_iou_drop: float = typer.Option(0.3, help="With --val: max fg-IoU loss in points."),
     metrics: Path = typer.Option(None, help="`segme eval --json` output to record in the card."),
     notes: str = typer.Option(None, help="Provenance text for the card (data, recipe)."),
@@ -78,7 +78,7 @@ def export(
     import numpy as np
 
     from segme.export.onnx import export_onnx
-    from segme.export.quantize import fp16_weights, to_fp16, to_int8
+    from segme.export.quantize import stored_weights, to_fp16, to_int8
     from segme.export.weights import save_weights
     from segme.models.loading import load_model
     from segme.runtime import load_backend
@@ -87,10 +87,11 @@ def export(
     if suffix not in (".onnx", ".tflite", ".safetensors"):
         raise ValueError(f"output must end in .onnx, .tflite or .safetensors, got {output.name}")
     if quantize not in (None, *MAX_DIFF):
-        raise ValueError(f"--quantize must be fp16-weights, fp16 or int8, got {quantize!r}")
+        raise ValueError(f"--quantize must be one of {', '.join(k for k in MAX_DIFF if k)}, "
+                         f"got {quantize!r}")
     if quantize and (suffix == ".safetensors" or (suffix == ".tflite" and quantize != "int8")):
         raise ValueError(f"--quantize {quantize} is not available for {suffix} outputs "
-                         "(ONNX: fp16-weights, fp16 and int8; TFLite: int8)")
+                         "(ONNX: fp16-weights, int8-weights, fp16 and int8; TFLite: int8)")
     if quantize == "int8" and calibration is None:
         raise ValueError("--quantize int8 needs --calibration DIR (a few dozen photos)")
     for folder, what in ((calibration, "--calibration"), (val, "--val")):
@@ -130,8 +131,8 @@ def export(
                 export_tflite(net, output, card)
         elif quantize == "fp16":
             to_fp16(fp32, output)
-        elif quantize == "fp16-weights":
-            fp16_weights(fp32, output)
+        elif quantize in ("fp16-weights", "int8-weights"):
+            stored_weights(fp32, output, quantize.partition("-")[0])
         elif quantize == "int8":
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrator chats on stdout
                 to_int8(fp32, output, calib)

@@ -1,5 +1,5 @@
-"""Smaller ONNX files: FP16 weights (stored only, or computed in), and static INT8
-post-training quantisation.
+"""Smaller ONNX files: FP16 or INT8 weights stored only (computed in float32), FP16
+computation, and static INT8 post-training quantisation.
 
 All keep float32 input and output, so a runtime feeds them exactly like the float model,
 and all carry the float model's ModelCard.
@@ -24,32 +24,49 @@ def _copy_card(src_proto, dst_proto) -> None:
             meta.key, meta.value = prop.key, prop.value
 
 
-def fp16_weights(src: str | Path, dst: str | Path) -> Path:
-    """Store the weights as float16 and compute in float32: half the file, the float
-    model's speed and (to float16 rounding of the weights) its alphas.
+def stored_weights(src: str | Path, dst: str | Path, kind: str = "fp16") -> Path:
+    """Store the weights small and compute in float32: the float model's speed, and its
+    alphas to the rounding of the weights.
 
-    Each float32 initializer becomes a float16 one of the same name plus ``_fp16``, cast
-    back by a ``Cast`` node that writes the original name; ONNX Runtime folds those casts
-    when it loads the file, so no cast runs per call. CPUs have no fast float16 arithmetic
-    in ONNX Runtime (``to_fp16`` files run slower than float32 there); this is the half-size
-    file that does not.
+    ``fp16``: each float32 initializer becomes a float16 one, cast back by a ``Cast`` node
+    that writes the original name (half the file). ``int8``: weights of two or more
+    dimensions become int8 with one symmetric scale per output channel, restored by
+    ``Cast`` and ``Mul`` (about a quarter of the file); the rest as ``fp16``. ONNX Runtime
+    folds those constant nodes when it loads the file, so none runs per call. CPUs have no
+    fast float16 arithmetic in ONNX Runtime (``to_fp16`` files run slower than float32
+    there) and INT8 arithmetic needs calibrated activations (``to_int8``); these files
+    change the storage only.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
+    if kind not in ("fp16", "int8"):
+        raise ValueError(f"stored weights are fp16 or int8, got {kind!r}")
     model = onnx.load(str(src))
     graph = model.graph
-    casts = []
+    nodes = []
     for init in list(graph.initializer):
         if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < 64:
             continue  # scales, shapes and the like: not worth a node
-        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16),
-                                       f"{init.name}_fp16")
+        w, name = numpy_helper.to_array(init), init.name
         graph.initializer.remove(init)
-        graph.initializer.append(half)
-        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT,
-                                      name=f"{init.name}_cast"))
-    for node in reversed(casts):  # before every consumer: the graph stays sorted
+        if kind == "int8" and w.ndim >= 2:  # [out, in, ...]: a scale per output channel
+            shape = (-1,) + (1,) * (w.ndim - 1)
+            scale = np.abs(w.reshape(len(w), -1)).max(1) / 127
+            scale = np.where(scale > 0, scale, 1).astype(np.float32).reshape(shape)
+            graph.initializer.extend([
+                numpy_helper.from_array(np.round(w / scale).astype(np.int8), f"{name}_int8"),
+                numpy_helper.from_array(scale, f"{name}_scale")])
+            nodes += [helper.make_node("Cast", [f"{name}_int8"], [f"{name}_float"],
+                                       to=TensorProto.FLOAT, name=f"{name}_cast"),
+                      helper.make_node("Mul", [f"{name}_float", f"{name}_scale"], [name],
+                                       name=f"{name}_scaled")]
+        else:
+            graph.initializer.append(numpy_helper.from_array(w.astype(np.float16),
+                                                             f"{name}_fp16"))
+            nodes.append(helper.make_node("Cast", [f"{name}_fp16"], [name],
+                                          to=TensorProto.FLOAT, name=f"{name}_cast"))
+    for node in reversed(nodes):  # before every consumer: the graph stays sorted
         graph.node.insert(0, node)
     with atomic_output(dst) as tmp:
         onnx.save(model, str(tmp))

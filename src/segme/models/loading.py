@@ -155,8 +155,8 @@ def read_onnx_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelC
     only as ONNX can so be re-exported exactly (``segme export``: TFLite, safetensors) or
     fine-tuned (``segme train --init``; in training mode each batch norm then normalises by
     the batch's statistics, so the first steps move away from the folded network before
-    the statistics are learnt again). Weights stored as float16 (`--quantize fp16-weights`)
-    come back as float32; quantised files are refused.
+    the statistics are learnt again). Weights stored as float16 or int8 (`--quantize fp16-weights`,
+    `int8-weights`) come back as float32; quantised files are refused.
     """
     try:
         import onnx
@@ -174,9 +174,10 @@ def read_onnx_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], ModelC
                          "can be read back")
     card = ModelCard.from_json(meta[CARD_KEY])
     arrays = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
-    for node in graph.graph.node:  # float16-stored weights (fp16_weights): cast back by name
-        if node.op_type == "Cast" and node.input and node.input[0] in arrays:
-            arrays[node.output[0]] = arrays[node.input[0]]
+    for node in graph.graph.node:  # weights stored small (stored_weights): restored by name
+        if node.op_type in ("Cast", "Mul") and node.input and all(i in arrays for i in node.input):
+            ins = [arrays[i].astype("float32") for i in node.input]
+            arrays[node.output[0]] = ins[0] if node.op_type == "Cast" else ins[0] * ins[1]
 
     model = create_model(card.arch, **card.arch_kwargs)
     modules = list(model.named_modules())
