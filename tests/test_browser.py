@@ -374,3 +374,19 @@ def test_the_card_the_page_reads_is_served(server):
         card = json.load(res)
     assert len(card["input_size"]) == 2 and len(card["mean"]) == 3 and len(card["std"]) == 3
     assert card["color_order"] in ("rgb", "bgr")
+
+
+@pytest.mark.parametrize("path, rendered", [("/docs", ".swagger-ui .opblock"),
+                                            ("/redoc", "[data-section-id]")])
+def test_api_reference_pages_render_from_this_server_alone(page, server, path, rendered):
+    blocked = {}
+    page.on("requestfailed", lambda r: blocked.update({r.url: r.failure}))
+    page.goto(server + path)
+    page.wait_for_selector(rendered, timeout=WAIT_MS)
+    text = page.inner_text("body")
+    assert "/v1/cutout" in text and "/v1/blur" in text, text[:500]
+    # ReDoc asks for Redocly's logo on their CDN; the page's policy stops it in the browser
+    went_out = {url: blocked.get(url) for _, url in page.requests
+                if not url.startswith((server, "data:", "blob:"))}
+    assert all(why == "csp" for why in went_out.values()), went_out  # Chromium: "csp"
+    assert not page.errors, page.errors

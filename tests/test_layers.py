@@ -21,7 +21,7 @@ LAYERS = [
     ("segme.data",),  # training data
     ("segme.train", "segme.evaluate", "segme.export"),
     ("segme.serve",),
-    ("segme.cli",),
+    ("segme.cli", "segme.batch"),  # batch: the photo verbs' naming and rendering, on Ray
 ]
 
 

@@ -14,7 +14,7 @@ from segme.models import create_model
 from segme.models.loading import load_model, read_checkpoint
 from segme.train import loop
 from segme.train.checkpoint import save_atomic
-from segme.train.loop import TrainConfig, train
+from segme.train.loop import TrainConfig, Trainer, train
 from segme.train.losses import compute_loss, consistency_loss, lovasz_hinge, mask_edges
 
 FAMILIES = ["mobile_unet", "mnv3_unet", "deeplabv3plus", "prisma_net", "portrait_net",
@@ -414,6 +414,36 @@ def test_torchrun_two_process_gloo(synth, tmp_path):
     ckpt = read_checkpoint(tmp_path / "last.pt")
     assert ckpt["global_step"] == 2  # 16 pairs / (2 processes x batch 4)
     assert proc.stdout.count("epoch 1:") == 1  # only rank 0 reports
+
+
+def _plateau_rank(rank: int, cfg, init: str, lrs) -> None:
+    """One of two processes: five epoch ends with the weights unchanged (a flat score)."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2")
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    trainer = Trainer(cfg)
+    for epoch in range(5):
+        trainer.end_epoch(epoch, {"epoch": epoch + 1, "train_loss": 1.0, "lr": cfg.lr,
+                                  "images_per_s": 1.0, "epoch_s": 1.0})
+    lrs[rank] = trainer.optimizer.param_groups[0]["lr"]
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_plateau_schedule_halves_the_rate_on_every_process(synth, tmp_path):
+    """Rank 0 alone validates; the others step on its score, so their rates stay equal."""
+    cfg = _cfg(synth, tmp_path / "run", schedule="plateau", lr=1e-3)
+    ctx = torch.multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        lrs = manager.dict()
+        procs = [ctx.Process(target=_plateau_rank,
+                             args=(r, cfg, f"file://{tmp_path / 'rendezvous'}", lrs))
+                 for r in range(2)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(120)
+        assert [p.exitcode for p in procs] == [0, 0]
+        assert dict(lrs) == {0: 5e-4, 1: 5e-4}  # patience 3: the fifth flat score halves it
 
 
 def test_init_adds_a_prior_plane_that_starts_out_unused(synth, tmp_path):

@@ -11,6 +11,7 @@ import sys
 import typer
 
 from segme._version import __version__
+from segme.cli import batch as batch_cli
 from segme.cli import bench as bench_cli
 from segme.cli import blur as blur_cli
 from segme.cli import cutout as cutout_cli
@@ -53,6 +54,7 @@ app.command("cutout")(cutout_cli.cutout)
 app.command("replace")(replace_cli.replace)
 app.command("blur")(blur_cli.blur)
 app.command("mask")(mask_cli.mask)
+app.command("batch")(batch_cli.batch)
 app.command("bench")(bench_cli.bench)
 app.add_typer(models_cli.app, name="models")
 app.command("train")(train_cli.train)

@@ -39,13 +39,14 @@ import cv2
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from PIL import Image, ImageColor
 from pydantic import BaseModel, Field, StringConstraints
-from starlette.datastructures import FormData, Headers
+from starlette.datastructures import Headers
 from starlette.datastructures import UploadFile as Upload  # what a parsed form holds
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
@@ -329,9 +330,8 @@ def create_app(
         yield
         pool.close()
 
-    # /docs is Swagger UI with its script and style served from this server
-    # (/static-offline-docs), not a CDN, so it works offline; no /redoc: ReDoc's page
-    # fetches its logo from a CDN
+    # /docs (Swagger UI) and /redoc take their scripts and styles from this server
+    # (/static-offline-docs), not a CDN, so they work offline; /redoc is ours (below)
     app = FastAPIOffline(
         title="segme",
         summary="Person segmentation: cut-outs, masks, new or blurred backgrounds.",
@@ -358,14 +358,16 @@ def create_app(
         )
 
     def openapi() -> dict[str, Any]:
-        """FastAPI's document, and what it cannot infer: a form takes no other fields."""
+        """FastAPI's document, and what it cannot infer: a form takes no other fields, and
+        needs ``file`` (optional to FastAPI only because a raw body carries the image)."""
         if app.openapi_schema is None:
             schema = type(app).openapi(app)
             for verb in VERBS.values():
                 body = schema["paths"][f"/v1/{verb.name}"]["post"]["requestBody"]
                 ref = body["content"]["multipart/form-data"]["schema"]["$ref"]
-                schema["components"]["schemas"][ref.rsplit("/", 1)[1]][
-                    "additionalProperties"] = False
+                form = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+                form["additionalProperties"] = False
+                form["required"] = sorted({*form.get("required", ()), "file"})
         return app.openapi_schema
 
     app.openapi = openapi
@@ -381,6 +383,18 @@ def create_app(
              "uploading": uploads.total, "memory_mb": round(pool.budget.used / 1e6),
              "memory_limit_mb": round(pool.budget.total / 1e6)},
             status_code=200 if ready else 503)
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        # ReDoc's bundle always draws Redocly's logo from their CDN: the policy keeps the
+        # browser on this server (the image fails and ReDoc hides it)
+        root = request.scope.get("root_path", "")
+        page = get_redoc_html(openapi_url=f"{root}{app.openapi_url}", title="segme - ReDoc",
+                              redoc_js_url=f"{root}/static-offline-docs/redoc.standalone.js",
+                              redoc_favicon_url=f"{root}/static-offline-docs/favicon.png",
+                              with_google_fonts=False)
+        page.headers["Content-Security-Policy"] = _SELF_ONLY
+        return page
 
     @app.get("/v1/model", summary="The ModelCard: how to feed the model yourself.")
     async def model_card() -> JSONResponse:
@@ -409,6 +423,12 @@ def create_app(
         return HTMLResponse(_FALLBACK_PAGE)
 
     return app
+
+
+# a page under this policy loads nothing from other hosts (ReDoc: its styles are inline,
+# its schema worker a blob)
+_SELF_ONLY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' "
+              "'unsafe-inline'; img-src 'self' data:; worker-src 'self' blob:")
 
 
 def _endpoint(verb: Verb, pool: InferencePool, max_pixels: int, timeout: float):
@@ -448,8 +468,9 @@ def _signature(verb: Verb) -> inspect.Signature:
     param = partial(inspect.Parameter, kind=inspect.Parameter.KEYWORD_ONLY)
     params = [param("request", annotation=Request)]
     for name in verb.files:  # the photo is required, the background not
-        params.append(param(f"upload_{name}",
-                            default=inspect.Parameter.empty if name == "file" else None,
+        # optional to FastAPI: a raw image body is no form field (``_job`` reads the
+        # body), and ImageRoute has refused a form without ``file`` already
+        params.append(param(f"upload_{name}", default=None,
                             annotation=Annotated[UploadFile, File(alias=name,
                                                                   description=_PARAM_DOCS[name])]))
     for name, kind, default in verb.parameters():
@@ -468,7 +489,7 @@ async def _job(request: Request, verb: Verb, args: dict[str, Any]) -> Job:
             for name, *_ in verb.parameters()}
     raw = not request.headers.get("content-type", "").lower().startswith("multipart/")
     image_name = "the request body" if raw else "field 'file'"
-    image = await args["upload_file"].read()
+    image = await (request.body() if raw else args["upload_file"].read())
     if not image:
         raise Refused(400, f"empty {'body' if raw else 'image'}: {image_name} has 0 bytes; "
                       f"{_HOW_TO_SEND}")
@@ -494,8 +515,8 @@ class ImageRoute(APIRoute):
     takes gets the reason rather than a list of missing fields.
 
     A multipart body is parsed with its own limits (two files, 16 fields at most), and
-    FastAPI reuses that parse (a request caches its form); a raw ``image/*`` body becomes the
-    form's ``file``, so both shapes reach one typed endpoint.
+    FastAPI reuses that parse (a request caches its form); a raw ``image/*`` body is read
+    here and taken by the endpoint as its image, so both shapes reach one typed endpoint.
     """
 
     def get_route_handler(self):
@@ -539,10 +560,7 @@ async def _read_body(request: Request, verb: Verb) -> None:
             raise Refused(400, f"no image: send it as the multipart file field 'file' "
                           f"(file fields received: {got})")
     elif ctype.startswith(_RAW_TYPES):
-        body = await request.body()
-        # Starlette's per-request form cache: FastAPI's parse of the form returns this
-        request._form = FormData([("file", Upload(io.BytesIO(body), size=len(body),
-                                                  headers=Headers({"content-type": ctype})))])
+        await request.body()  # read under the upload guard; cached for ``_job``
     elif not ctype and not await request.body():
         raise Refused(400, f"empty body: {_HOW_TO_SEND}")
     else:

@@ -397,10 +397,7 @@ class Trainer:
             for epoch in range(self.start_epoch, self.cfg.epochs):
                 results = self.train_epoch(epoch, self.skip_steps if epoch == self.start_epoch
                                            else 0)
-                if self.main:
-                    self.end_epoch(epoch, results)
-                if self.world > 1:
-                    dist.barrier()
+                self.end_epoch(epoch, results)
         except KeyboardInterrupt:
             if self.main:
                 print(f"\ninterrupted: resume with --resume (last checkpoint: "
@@ -489,15 +486,23 @@ class Trainer:
         return float(loss.detach())
 
     def end_epoch(self, epoch: int, results: dict[str, float]) -> None:
-        """Rank 0 after an epoch: validate, step the plateau schedule, write last.pt (and
-        best.pt when the score rose), log."""
-        score = self.validation(results)
+        """After an epoch, on every process: rank 0 validates; every rank steps the plateau
+        schedule on rank 0's score (their learning rates stay equal); rank 0 writes last.pt
+        (and best.pt when the score rose) and logs."""
+        score = self.validation(results) if self.main else 0.0
+        if self.world > 1:
+            shared = torch.tensor([score], dtype=torch.float64)
+            dist.broadcast(shared, src=0)
+            score = float(shared)
         if self.cfg.schedule == "plateau":
             self.scheduler.step(score)
-        improved = score > self.best
-        self.best = max(self.best, score)
-        self.save(epoch + 1, 0, best=improved)
-        self.log_epoch(results, improved)
+        if self.main:
+            improved = score > self.best
+            self.best = max(self.best, score)
+            self.save(epoch + 1, 0, best=improved)
+            self.log_epoch(results, improved)
+        if self.world > 1:
+            dist.barrier()
 
     def validation(self, results: dict[str, float]) -> float:
         """Adds the validation metrics (of the EMA weights) to ``results``; returns the score
