@@ -52,7 +52,7 @@ SIZE_HELP = ("Input side (224) or HEIGHTxWIDTH (256x192: portrait photos at thei
 DURATION = typer.Option(None, help="Camera sources: stop after this many seconds (default: Ctrl-C).")
 VIRTUAL_CAMERA = typer.Option(False, "--virtual-camera", help="Camera sources: send the picture "
                               "to a virtual camera for Zoom, Meet, Teams or OBS (needs "
-                              "pyvirtualcam: pip install 'segme[camera]'; v4l2loopback on "
+                              "pyvirtualcam: pip install 'segme\\[camera]'; v4l2loopback on "
                               "Linux, OBS on Windows and macOS). Keys change the picture live.")
 # the edge-snapping filter that guided upsampling now is: old commands keep working
 REFINE = typer.Option(False, hidden=True, help="Deprecated: --upsample guided.")

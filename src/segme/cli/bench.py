@@ -10,7 +10,7 @@ import typer
 
 
 def bench(
-    model: Path = typer.Option(None, help="Model file (.onnx); default: the built-in model."),
+    model: Path = typer.Option(None, help="Model file (.onnx/.tflite/.pt) or a built-in name; default: the built-in model."),
     width: int = typer.Option(1280, min=16, help="Frame width for the pipeline timing."),
     height: int = typer.Option(720, min=16, help="Frame height for the pipeline timing."),
     threads: list[int] = typer.Option([1, 2], help="Thread counts to time (repeat the option)."),

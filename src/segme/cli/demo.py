@@ -9,7 +9,7 @@ import typer
 
 def demo(
     out: Path = typer.Option(Path("out"), "--out", "-o", help="Output folder."),
-    model: Path = typer.Option(None, help="Model file (.onnx); default: the built-in model."),
+    model: Path = typer.Option(None, help="Model file (.onnx/.tflite) or a built-in name; default: the built-in model."),
 ) -> None:
     """Cut out, replace and blur the background of scikit-image's astronaut photo."""
     try:

@@ -11,7 +11,7 @@ from segme.cli import _options as opt
 
 
 def evaluate(
-    model: Path = typer.Option(..., help="Checkpoint (.pt) or exported model (.onnx)."),
+    model: Path = typer.Option(..., help="Model: a built-in name, a checkpoint (.pt/.safetensors) or an exported file (.onnx/.tflite)."),
     data: Path = typer.Option(..., help="Folder with images and masks (any supported layout)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the results as JSON."),
     markdown: bool = typer.Option(False, help="Print a Markdown table."),
