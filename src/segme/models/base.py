@@ -21,6 +21,14 @@ import torch.nn as nn
 from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard, as_hw
 
 
+def _nearest(side: int, divisor: int) -> str:
+    """The valid sides around ``side``: "96 or 128", or one side when only one fits."""
+    if side % divisor == 0:
+        return str(side)
+    below, above = side // divisor * divisor, (side // divisor + 1) * divisor
+    return f"{below} or {above}" if below else str(above)
+
+
 class SegModel(nn.Module):
     """Base class: subclasses implement ``outputs(x, aux)``.
 
@@ -49,11 +57,33 @@ class SegModel(nn.Module):
 
     def forward_train(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every output the losses use, auxiliary heads included."""
+        self.check_input(x)
         return self.outputs(x, aux=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: float32 [B, C, H, W] normalised image (plus prior plane) -> alpha [B, 1, H, W]."""
+        self.check_input(x)
         return torch.sigmoid(self.outputs(x, aux=False)["logits"])
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise a ValueError that says how to fix ``x`` when the network cannot take it.
+
+        Skipped while torch traces or compiles the model (ONNX export, ``torch.compile``):
+        it is a check on the caller's input, not part of the graph.
+        """
+        if torch.compiler.is_compiling() or torch.jit.is_tracing():
+            return
+        name = getattr(self, "arch", type(self).__name__)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            planes = "RGB" if self.in_channels == 3 else "RGB + previous-frame alpha"
+            raise ValueError(f"{name} takes [B, {self.in_channels}, H, W] ({planes}); got "
+                             f"{list(x.shape)}")
+        h, w = x.shape[-2:]
+        d = self.size_divisor
+        if h % d or w % d:
+            raise ValueError(
+                f"{name} needs input sides that are multiples of {d} (its size divisor); got "
+                f"{h}x{w}: resize or pad to {_nearest(h, d)} (height) x {_nearest(w, d)} (width)")
 
     def card(self, size: int | tuple[int, int] | None = None) -> ModelCard:
         size = size or self.default_size

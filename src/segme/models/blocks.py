@@ -146,58 +146,6 @@ class DepthwiseResidual(nn.Module):
         return self.act(x + self.pw(self.dw(x)))
 
 
-# the decoder's last block at stride 2: name -> builder(channels, act, project)
-_REFINE = {
-    "block": lambda ch, act, project: SeparableResidual(ch, ch, act=act, project=project),
-    "sep": lambda ch, act, project: DepthwiseResidual(ch, act, pointwise=True),
-    "dw": lambda ch, act, project: DepthwiseResidual(ch, act, pointwise=False),
-    "none": lambda ch, act, project: nn.Identity(),
-}
-
-
-class AdditiveDecoder(nn.Module):
-    """U-Net decoder whose skips are added, not concatenated (Prisma-Net, MobileNetV3 U-Net).
-
-    Stage i maps level i+1 features to the width of skip i with a ``SeparableResidual``, is
-    upsampled to the skip's size and added to it; a last block refines the stride-2 level
-    (unless ``refine=False``) and a 1x1 head gives logits, upsampled to the input size.
-
-    Args:
-        channels: widths of the encoder levels, finest (stride 2) first.
-        act: activation of the blocks.
-        project: 1x1-conv shortcut branch in every block (MobileNetV3 U-Net's transition
-            blocks) rather than identity shortcuts where shapes allow.
-        refine: the last block at stride 2: "block" (or True) a ``SeparableResidual``
-            like the stages; "sep" or "dw" a ``DepthwiseResidual`` with or without its
-            1x1 conv; "none" (or False) no block. The full block has few MACs but five
-            passes over the largest feature map, which CPUs pay for in memory traffic:
-            without it the MobileNetV3 U-Net's call is about a fifth faster
-            (`docs/lab/models-history.md`).
-    """
-
-    def __init__(self, channels: list[int], act: str = "relu", project: bool = False,
-                 refine: bool | str = True) -> None:
-        super().__init__()
-        kind = {True: "block", False: "none"}.get(refine, refine)  # type: ignore[call-overload]
-        if kind not in _REFINE:
-            raise ValueError(f"refine must be True, False or one of {', '.join(_REFINE)}; "
-                             f"got {refine!r}")
-        ch = channels
-        self.stages = nn.ModuleList(
-            SeparableResidual(ch[i + 1], ch[i], act=act, project=project) for i in range(len(ch) - 1)
-        )
-        self.refine: nn.Module = _REFINE[kind](ch[0], act, project)
-        self.head = nn.Conv2d(ch[0], 1, 1)
-
-    def forward(self, feats: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """feats: encoder levels finest first; x: the input (for its size) -> logits [B, 1, H, W]."""
-        y = feats[-1]
-        for i in reversed(range(len(self.stages))):
-            skip = feats[i]
-            y = upsample_like(self.stages[i](y), skip) + skip
-        return upsample_like(self.head(self.refine(y)), x)
-
-
 class InvertedResidual(nn.Module):
     """MobileNetV2/V3 block: 1x1 expand -> depthwise kxk -> (SE) -> linear 1x1 project."""
 
@@ -228,57 +176,6 @@ class InvertedResidual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.block(x)
         return x + y if self.use_res else y
-
-
-class MobileNetV2Encoder(nn.Module):
-    """MobileNetV2 feature extractor returning features at strides 2, 4, 8, 16 and 32.
-
-    Args:
-        in_channels: 3 for RGB, 4 with a previous-frame alpha plane.
-        width: width multiplier (0.5 in the mobile portrait models).
-        output_stride: 32 (default), 16 or 8; deeper stages switch stride for dilation.
-    Attributes:
-        channels: output channels of the five returned feature maps.
-    """
-
-    # expansion t, channels c, repeats n, stride s (Sandler et al. 2018, table 2)
-    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-    # index of the stage after which each returned feature is taken (stride 2, 4, 8, 16, 32)
-    TAPS = (0, 1, 2, 4, 6)
-
-    def __init__(self, in_channels: int = 3, width: float = 1.0, output_stride: int = 32) -> None:
-        super().__init__()
-        if output_stride not in (8, 16, 32):
-            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
-        stem = make_divisible(32 * width)
-        self.stem = ConvBNAct(in_channels, stem, 3, 2)
-        stages: list[nn.Module] = []
-        ch, stride_now, dilation = stem, 2, 1
-        self.channels: list[int] = []
-        for i, (t, c, n, s) in enumerate(self.SETTINGS):
-            out = make_divisible(c * width)
-            if stride_now * s > output_stride:
-                dilation *= s
-                s = 1
-            stride_now *= s
-            blocks = []
-            for j in range(n):
-                blocks.append(InvertedResidual(ch, out, s if j == 0 else 1, t, dilation=dilation))
-                ch = out
-            stages.append(nn.Sequential(*blocks))
-            if i in self.TAPS:
-                self.channels.append(out)
-        self.stages = nn.ModuleList(stages)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        feats = []
-        x = self.stem(x)
-        for i, stage in enumerate(self.stages):
-            x = stage(x)
-            if i in self.TAPS:
-                feats.append(x)
-        return feats  # strides 2, 4, 8, 16, 32 (or dilated) -> channels self.channels
 
 
 def upsample_like(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

@@ -11,13 +11,9 @@ import torch
 import torch.nn as nn
 
 from segme.models.base import SegModel
-from segme.models.blocks import (
-    ConvBNAct,
-    MobileNetV2Encoder,
-    SeparableConv,
-    make_divisible,
-    upsample_like,
-)
+from segme.models.blocks import ConvBNAct, SeparableConv, make_divisible, upsample_like
+from segme.models.encoders import MobileNetV2Encoder
+from segme.models.heads import SegmentationHead
 from segme.models.registry import register_model
 
 
@@ -57,19 +53,19 @@ class DeepLabV3Plus(SegModel):
         dec = decoder_channels or make_divisible(256 * width)
         low = low_level_channels or make_divisible(48 * width)
         self.encoder = MobileNetV2Encoder(in_channels, width, output_stride)
-        ch = self.encoder.channels
+        ch = self.encoder.out_channels  # strides 2, 4, 8, then output_stride twice
         self.project = ConvBNAct(ch[4], dec, 1, act="relu")
         self.reduce = ConvBNAct(ch[1], low, 1, act="relu")
         self.fuse = nn.Sequential(SeparableConv(dec + low, dec), SeparableConv(dec, dec))
-        self.head = nn.Conv2d(dec, 1, 1)
+        self.head = SegmentationHead(dec, kernel_size=1)
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
         feats = self.encoder(x)
         low = self.reduce(feats[1])  # [B, low, H/4, W/4]
         deep = upsample_like(self.project(feats[4]), low)  # [B, dec, H/4, W/4]
-        y = self.fuse(torch.cat([deep, low], dim=1))
-        return {"logits": upsample_like(self.head(y), x)}
+        y = self.fuse(torch.cat([deep, low], dim=1))  # [B, dec, H/4, W/4]
+        return {"logits": upsample_like(self.head(y), x)}  # [B, 1, H, W]
 
 
 @register_model

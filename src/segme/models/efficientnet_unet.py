@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 
 from segme.models.base import SegModel
-from segme.models.blocks import AdditiveDecoder
-from segme.models.encoders.efficientnet_lite import MEAN, STD, EfficientNetLite, load_imagenet
+from segme.models.decoders import AdditiveDecoder
+from segme.models.encoders import EfficientNetLite
+from segme.models.encoders.efficientnet_lite import MEAN, STD
 from segme.models.registry import register_model
 
 
@@ -38,16 +39,16 @@ class EfficientNetUNet(SegModel):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = EfficientNetLite(variant, in_channels)
-        self.decoder = AdditiveDecoder(self.encoder.channels, act="relu6", project=True,
-                                       refine=refine)
+        self.decoder = AdditiveDecoder(self.encoder.out_channels, act="relu6", project=True,
+                                       refine=refine)  # ends in the head
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""
-        return {"logits": self.decoder(self.encoder(x), x)}
+        feats = self.encoder(x)  # [B, out_channels[i], H / 2**(i+1), W / 2**(i+1)], i = 0..4
+        return {"logits": self.decoder(feats, x)}
 
     def load_pretrained(self) -> str:
-        load_imagenet(self.encoder)
-        return f"encoder: EfficientNet-Lite{self.encoder.variant} ImageNet weights"
+        return "encoder: " + self.encoder.load_pretrained()
 
 
 @register_model

@@ -10,13 +10,9 @@ import torch
 import torch.nn as nn
 
 from segme.models.base import SegModel
-from segme.models.blocks import (
-    ConvBNAct,
-    InvertedResidual,
-    MobileNetV2Encoder,
-    make_divisible,
-    upsample,
-)
+from segme.models.blocks import ConvBNAct, InvertedResidual, make_divisible, upsample
+from segme.models.encoders import MobileNetV2Encoder
+from segme.models.heads import SegmentationHead
 from segme.models.registry import register_model
 
 
@@ -61,7 +57,7 @@ class MobileUNet(SegModel):
             raise ValueError(f"decoder must be 'deconv' or 'bilinear', got {decoder!r}")
         self.in_channels = in_channels
         self.encoder = MobileNetV2Encoder(in_channels, width)
-        skips = self.encoder.channels  # strides 2, 4, 8, 16, 32
+        skips = self.encoder.out_channels  # strides 2, 4, 8, 16, 32
         dec = [make_divisible(c * width) for c in (192, 128, 64, 48, 32)]  # strides 16..1
         self.ups = nn.ModuleList()
         self.fuse = nn.ModuleList()
@@ -72,13 +68,13 @@ class MobileUNet(SegModel):
             self.fuse.append(InvertedResidual(dec[i] + skip_ch, dec[i], expand=1))
             ch = dec[i]
         self.head_up = _Up(ch, dec[-1], decoder)
-        self.head = nn.Conv2d(dec[-1], 1, 3, padding=1)
+        self.head = SegmentationHead(dec[-1], kernel_size=3)
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)  # [B, C_i, H/2^(i+1), W/2^(i+1)] for i = 0..4
         y = feats[-1]
         for up, fuse, skip in zip(self.ups, self.fuse, reversed(feats[:-1])):
-            y = fuse(torch.cat([up(y), skip], 1))
+            y = fuse(torch.cat([up(y), skip], 1))  # [B, dec[i], h_skip, w_skip]
         return {"logits": self.head(self.head_up(y))}  # [B, 1, H, W]
 
 

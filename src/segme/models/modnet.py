@@ -32,7 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from segme.models.base import SegModel
-from segme.models.blocks import MobileNetV2Encoder, SqueezeExcite, upsample
+from segme.models.blocks import SqueezeExcite, upsample
+from segme.models.encoders import MobileNetV2Encoder
+from segme.models.heads import SegmentationHead
 from segme.models.registry import register_model
 
 
@@ -106,14 +108,14 @@ class MODNet(SegModel):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = MobileNetV2Encoder(in_channels, width)
-        e2, e4, e8, e16, e32 = self.encoder.channels  # 16, 24, 32, 96, 320 at width 1
+        e2, e4, e8, e16, e32 = self.encoder.out_channels  # 16, 24, 32, 96, 320 at width 1
         hr = hr_channels
 
         # semantic branch (1/32 -> 1/8)
         self.se = SqueezeExcite(e32, reduction=4)
         self.lr16 = ConvIBNReLU(e32 + e16, e16, 5)
         self.lr8 = ConvIBNReLU(e16, e8, 5)
-        self.semantic_head = nn.Conv2d(e8, 1, 3, padding=1)
+        self.semantic_head = SegmentationHead(e8, kernel_size=3)
 
         # detail branch (1/2 and 1/4 -> full resolution)
         self.to_hr2 = ConvIBNReLU(e2, hr, 1)

@@ -20,7 +20,9 @@ import torch
 import torch.nn as nn
 
 from segme.models.base import SegModel
-from segme.models.blocks import ConvBNAct, MobileNetV2Encoder, SeparableConv, make_divisible
+from segme.models.blocks import ConvBNAct, SeparableConv, make_divisible
+from segme.models.encoders import MobileNetV2Encoder
+from segme.models.heads import SegmentationHead
 from segme.models.registry import register_model
 
 
@@ -71,15 +73,15 @@ class PortraitNet(SegModel):
         super().__init__()
         self.in_channels = in_channels
         self.encoder = MobileNetV2Encoder(in_channels, width)
-        enc = self.encoder.channels  # strides 2, 4, 8, 16, 32: 16, 24, 32, 96, 320 at width 1
+        enc = self.encoder.out_channels  # strides 2, 4, 8, 16, 32: 16, 24, 32, 96, 320 at width 1
         last = make_divisible(8 * width)
         # stage i maps the stride-2^(5-i) features to the next-shallower skip's channel count
         outs = [enc[3], enc[2], enc[1], enc[0], last]  # strides 16, 8, 4, 2, 1 after upsampling
         ins = [enc[4], *outs[:-1]]
         self.blocks = nn.ModuleList(RefinedResidual(i, o) for i, o in zip(ins, outs, strict=True))
         self.ups = nn.ModuleList(_deconv2x(o) for o in outs)
-        self.head = nn.Conv2d(last, 1, 3, padding=1)
-        self.boundary_head = nn.Conv2d(last, 1, 3, padding=1)
+        self.head = SegmentationHead(last, kernel_size=3)
+        self.boundary_head = SegmentationHead(last, kernel_size=3)
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)  # [B, enc[i], H/2^(i+1), W/2^(i+1)] for i = 0..4

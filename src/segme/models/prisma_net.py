@@ -11,12 +11,8 @@ import torch
 import torch.nn as nn
 
 from segme.models.base import SegModel
-from segme.models.blocks import (
-    AdditiveDecoder,
-    ConvBNAct,
-    SeparableResidual,
-    make_divisible,
-)
+from segme.models.blocks import ConvBNAct, SeparableResidual, make_divisible
+from segme.models.decoders import AdditiveDecoder
 from segme.models.registry import register_model
 
 
@@ -52,7 +48,7 @@ class PrismaNet(SegModel):
             )
             for i in range(1, len(ch))
         )
-        self.decoder = AdditiveDecoder(ch, act=act)
+        self.decoder = AdditiveDecoder(ch, act=act)  # ends in the head
 
     def outputs(self, x: torch.Tensor, aux: bool = True) -> dict[str, torch.Tensor]:
         """x [B, C, H, W] normalised -> {"logits": [B, 1, H, W]}."""

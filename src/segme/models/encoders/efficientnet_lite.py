@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from segme.models.encoders.base import Encoder
+
 # EfficientNet-B0's stages: repeats, kernel, stride, expansion, output channels
 _B0 = [
     (1, 3, 1, 1, 16),
@@ -100,7 +102,7 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientNetLite(nn.Module):
+class EfficientNetLite(Encoder):
     """EfficientNet-Lite0/1/2 returning features at strides 2, 4, 8, 16 and 32.
 
     Args:
@@ -110,10 +112,11 @@ class EfficientNetLite(nn.Module):
         classifier: keep the 1x1 head conv to 1280 channels and the ImageNet classifier
             (``classify()``); a segmentation model does not need them.
     Attributes:
-        channels: channels of the five returned feature maps.
+        out_channels: 16, 24, 40, 112, 320 for Lite0 and Lite1; 16, 24, 48, 120, 352 for Lite2.
+        strides: (2, 4, 8, 16, 32).
     Shapes:
         x [B, in_channels, H, W], H and W multiples of 32 -> five maps
-        [B, channels[i], H / 2**(i+1), W / 2**(i+1)].
+        [B, out_channels[i], H / strides[i], W / strides[i]].
     """
 
     def __init__(self, variant: int = 0, in_channels: int = 3, classifier: bool = False) -> None:
@@ -126,8 +129,8 @@ class EfficientNetLite(nn.Module):
         self.stem = nn.Sequential(SameConv(in_channels, 32, 3, 2),
                                   nn.BatchNorm2d(32, eps=BN_EPS), nn.ReLU6(inplace=True))
         stages: list[nn.Module] = []
-        self.channels: list[int] = []
-        ch = 32
+        channels, strides = [], []
+        ch, stride_now = 32, 2
         for i, (n, k, s, e, c) in enumerate(_B0):
             out = _round_filters(c, width)
             # Lite keeps the first and last stage at one block when the depth is scaled
@@ -136,10 +139,13 @@ class EfficientNetLite(nn.Module):
             for j in range(n):
                 blocks.append(MBConv(ch, out, k, s if j == 0 else 1, e))
                 ch = out
+            stride_now *= s
             stages.append(nn.Sequential(*blocks))
             if i in _TAPS:
-                self.channels.append(out)
+                channels.append(out)
+                strides.append(stride_now)
         self.stages = nn.ModuleList(stages)
+        self.out_channels, self.strides = tuple(channels), tuple(strides)
         self.head = None
         if classifier:
             self.head = nn.Sequential(nn.Conv2d(ch, 1280, 1, bias=False),
@@ -148,13 +154,18 @@ class EfficientNetLite(nn.Module):
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         """x [B, C, H, W] normalised as ``(RGB - 127) / 128`` -> five feature maps."""
-        x = self.stem(x)
+        x = self.stem(x)  # [B, 32, H/2, W/2]
         feats = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in _TAPS:
                 feats.append(x)
         return feats
+
+    def load_pretrained(self) -> str:
+        """Load the ImageNet weights of this variant (:func:`load_imagenet`)."""
+        load_imagenet(self)
+        return f"EfficientNet-Lite{self.variant} ImageNet weights"
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """x [B, 3, H, W] -> ImageNet logits [B, 1000] (needs ``classifier=True``)."""
