@@ -37,6 +37,8 @@ def test_int8_needs_calibration(trained, tmp_path):
 
 def test_tflite_export_carries_its_card_and_matches_torch(trained, tmp_path):
     pytest.importorskip("litert_torch", reason="litert-torch (the export extra) is not installed")
+    import dataclasses
+
     import numpy as np
     import torch
 
@@ -49,7 +51,8 @@ def test_tflite_export_carries_its_card_and_matches_torch(trained, tmp_path):
     run("export", "--model", trained / "run/best.pt", "-o", out)
     backend = LiteRTBackend(out)
     net, card = load_model(trained / "run/best.pt")
-    assert backend.card == card  # the whole card travels in the file
+    assert backend.card == dataclasses.replace(card, layout="nhwc")  # the whole card travels
+    assert list(backend.interpreter.get_input_details()[0]["shape"]) == [1, 32, 32, 3]
     rng = np.random.default_rng(7)
     for _ in range(3):  # the file computes what the network does, on photo-like inputs
         image, _ = synthetic_pair(rng, 40, 48)
@@ -76,5 +79,5 @@ def test_tflite_int8_export_is_gated_and_runs(trained, tmp_path):
     alpha = backend.run(np.zeros((1, 3, 32, 32), np.float32))
     assert alpha.dtype == np.float32 and 0 <= alpha.min() <= alpha.max() <= 1
     assert_clean_error(run("export", "--model", trained / "run/best.pt", "-o",
-                           tmp_path / "x.tflite", "--quantize", "fp16", ok=False),
+                           tmp_path / "x.tflite", "--quantize", "fp16-weights", ok=False),
                        "not available for .tflite")

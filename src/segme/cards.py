@@ -40,6 +40,10 @@ class ModelCard:
         output: what the model returns: "alpha" = float32 [B, 1, H, W] in [0, 1].
         stateful_inputs: extra input planes carried between video frames, in order after
             the colour planes (e.g. ["prev_alpha"] for a 4-channel prior model).
+        layout: axis order of the exported file's input and output tensors: "nchw"
+            ([1, C, h, w], ONNX and torch) or "nhwc" ([1, h, w, C], TFLite's native order,
+            which runs without layout transposes). ``prepare`` always gives NCHW; a
+            runtime whose file is NHWC transposes at its boundary.
         metrics: measured validation numbers, filled in by evaluation (name -> value).
         notes: free text: training data, recipe, provenance.
     """
@@ -53,6 +57,7 @@ class ModelCard:
     color_order: str = "rgb"
     output: str = "alpha"
     stateful_inputs: list[str] = field(default_factory=list)
+    layout: str = "nchw"
     metrics: dict[str, float] = field(default_factory=dict)
     notes: str = ""
 
@@ -62,6 +67,8 @@ class ModelCard:
         self.std = tuple(float(v) for v in self.std)
         if self.color_order not in ("rgb", "bgr"):
             raise ValueError(f"color_order must be 'rgb' or 'bgr', got {self.color_order!r}")
+        if self.layout not in ("nchw", "nhwc"):
+            raise ValueError(f"layout must be 'nchw' or 'nhwc', got {self.layout!r}")
         h, w = self.input_size
         if h % self.size_divisor or w % self.size_divisor:
             raise ValueError(
@@ -75,7 +82,10 @@ class ModelCard:
         return 3 + len(self.stateful_inputs)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if data["layout"] == "nchw":  # the default: older files and their bytes unchanged
+            del data["layout"]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ModelCard:

@@ -127,6 +127,9 @@ class Segmenter:
         channels: colour order of image arrays given to every method, ``rgb`` or ``bgr``
             (OpenCV's ``imread`` and ``VideoCapture``). Paths and PIL images are always read
             as RGB; only numpy arrays are swapped.
+        runtime: ``onnx``, ``litert``, ``openvino`` or ``torch``; None: by the file's
+            suffix (``.xml`` is OpenVINO's; ``.onnx`` runs on ONNX Runtime unless this
+            says ``openvino``).
 
     Raises:
         ValueError: ``channels``, ``upsample`` or ``tta`` is not one of the names above.
@@ -134,7 +137,7 @@ class Segmenter:
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
                  tta: TTA | str | None = None, upsample: str | None = None,
-                 channels: str = "rgb") -> None:
+                 channels: str = "rgb", runtime: str | None = None) -> None:
         self.channels = check_channels(channels)
         self.upsample = check_upsample(upsample or DEFAULT_UPSAMPLE)  # images
         self.stream_upsample = check_upsample(upsample or DEFAULT_VIDEO_UPSAMPLE)
@@ -145,14 +148,15 @@ class Segmenter:
                     f"the built-in model {model.name} is missing from this installation; "
                     "pass a model file (e.g. --model model.onnx)"
                 )
-        self.backend = load_backend(model, threads)
+        self.backend = load_backend(model, threads, runtime)
         self.card = self.backend.card  # a video model's prior plane starts at zeros
         self.tta = TTA.for_backend(tta, self.backend)
 
     @classmethod
     def from_file(cls, path: str | Path, threads: int | None = None,
-                  upsample: str | None = None, channels: str = "rgb") -> Segmenter:
-        return cls(path, threads, upsample=upsample, channels=channels)
+                  upsample: str | None = None, channels: str = "rgb",
+                  runtime: str | None = None) -> Segmenter:
+        return cls(path, threads, upsample=upsample, channels=channels, runtime=runtime)
 
     def _rgb(self, image) -> np.ndarray:
         """uint8 [H, W, 3] RGB of any input; ``channels`` applies to numpy arrays only."""

@@ -114,7 +114,7 @@ def apply(sources: list[str], out: str | None, model: Path | None, threads: int 
           jobs: int, render: Render, suffix: Suffix, transparent: bool = False,
           recursive: bool = False, duration: float | None = None, temporal: str | None = None,
           tta: str | None = None, upsample: str | None = None, virtual_camera: bool = False,
-          look: Look | None = None) -> None:
+          look: Look | None = None, runtime: str | None = None) -> None:
     """Run ``render`` on every image, video or camera that ``sources`` name; exit code 1
     if any image was skipped.
 
@@ -126,7 +126,7 @@ def apply(sources: list[str], out: str | None, model: Path | None, threads: int 
     (``segme.postprocess``; None: guided for images, bilinear for videos and cameras) to
     all. A camera also takes ``virtual_camera`` (then it records only when ``out`` is
     given), ``look`` (the ``render`` whose view keys change live) and the model ``bgsub``
-    (``segme.bgsub``)."""
+    (``segme.bgsub``). ``runtime`` (``segme.runtime.load_backend``; None: by suffix)."""
     from segme.bgsub import NAME as BASELINE
     from segme.io.camera import is_camera
     from segme.io.sources import expand_sources, is_url
@@ -170,10 +170,10 @@ def apply(sources: list[str], out: str | None, model: Path | None, threads: int 
     if cameras:
         _run_camera(int(cameras[0]), folder if record else None, single,
                     None if baseline else model, baseline, threads, upsample, temporal,
-                    duration, render, virtual_camera, look)
+                    duration, render, virtual_camera, look, runtime)
         return
     # a bad model, --tta or --temporal fails before any output exists
-    seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample)
+    seg = Segmenter(model, threads=threads, tta=tta, upsample=upsample, runtime=runtime)
     if videos:
         parse_method(temporal, seg.card)
     notes: list[str] = []
@@ -328,7 +328,7 @@ def apply_video(path: Path, target: Path, seg, render: Render, temporal: str = "
 def _run_camera(index: int, folder: Path | None, single: Path | None, model: Path | None,
                 baseline: bool, threads: int | None, upsample: str | None, temporal: str,
                 duration: float | None, render: Render, virtual_camera: bool,
-                look: Look | None) -> None:
+                look: Look | None, runtime: str | None = None) -> None:
     """``apply`` for camera ``index``: the model (or with ``baseline`` the background
     subtraction) and the sinks the options ask for (``folder``: record there, None: not),
     then ``apply_camera`` and a summary of where the frames went."""
@@ -343,7 +343,7 @@ def _run_camera(index: int, folder: Path | None, single: Path | None, model: Pat
     if baseline:
         stream = BackgroundSubtraction()
     else:  # a bad model or --temporal fails before the camera opens
-        seg = Segmenter(model, threads=threads, upsample=upsample)
+        seg = Segmenter(model, threads=threads, upsample=upsample, runtime=runtime)
         parse_method(temporal, seg.card)
         stream = seg.streamer(temporal)
     if look is not None:

@@ -17,14 +17,17 @@ OUT = typer.Option(None, "--out", "-o", help="Output folder (created; default: o
                    "records only when -o is given.", show_default=False)
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Folder sources: read their "
                          "subfolders too, mirrored under --out.")
-MODEL_HELP = ("Model file (.onnx, .tflite, .pt, .safetensors) or a built-in model's name "
-              "(`segme models list`); default: the built-in default.")
+MODEL_HELP = ("Model file (.onnx, .tflite, .xml, .pt, .safetensors) or a built-in model's "
+              "name (`segme models list`); default: the built-in default.")
 MODEL = typer.Option(None, help=MODEL_HELP)
 # the verbs': a camera also takes the baseline
 VERB_MODEL = typer.Option(None, help=MODEL_HELP + " A camera also takes bgsub: the seed "
                           "project's background subtraction instead of a model (step out of "
                           "view for its first 100 frames; docs/video.md).")
 THREADS = typer.Option(None, help="Inference threads per job (default: cores / jobs).")
+RUNTIME = typer.Option(None, help="Runtime: onnx, litert, openvino or torch (default: by the "
+                       "model file's suffix; openvino also runs .onnx files).",
+                       show_default=False)
 JOBS = typer.Option(min(4, os.cpu_count() or 1), min=1, help="Images processed in parallel.")
 
 

@@ -11,6 +11,7 @@ from segme.cli import _options as opt
 
 def blur(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
          recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL, threads: int = opt.THREADS,
+         runtime: str = opt.RUNTIME,
          jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
          upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
          virtual_camera: bool = opt.VIRTUAL_CAMERA,
@@ -22,4 +23,5 @@ def blur(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
     look = Look("blur", strength)
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, same_suffix,
           recursive=recursive, duration=duration, temporal=temporal,
-          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look)
+          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look,
+          runtime=runtime)

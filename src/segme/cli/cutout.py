@@ -11,6 +11,7 @@ from segme.cli import _options as opt
 
 def cutout(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
            recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL, threads: int = opt.THREADS,
+         runtime: str = opt.RUNTIME,
            jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
            upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
            edge: float = typer.Option(0.0, help="Smooth-step edge tightening, 0 (off) to 0.45.")) -> None:
@@ -21,4 +22,4 @@ def cutout(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
     look = Look("cutout", edge=edge)
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, png,
           transparent=True, recursive=recursive, duration=duration, temporal=temporal,
-          upsample=opt.upsample_for(upsample, refine), look=look)
+          upsample=opt.upsample_for(upsample, refine), look=look, runtime=runtime)

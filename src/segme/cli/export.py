@@ -1,6 +1,6 @@
 """``segme export``: a checkpoint to a deployable file, with the card embedded and gates.
 
-Every ONNX export checks itself: the max abs alpha difference against the torch model on
+Every exported file checks itself: the max abs alpha difference against the torch model on
 sample images, and, given ``--val``, the fg-IoU change against the float model. Above the
 thresholds the file is removed and the command fails.
 """
@@ -61,10 +61,13 @@ def export(
                                "(.safetensors, float .onnx) written by `segme export`, or a "
                                "built-in model's name (`segme models list`)."),
     output: Path = typer.Option(..., "-o", "--output",
-                                help="Output: .onnx, .tflite or .safetensors (format by suffix)."),
+                                help="Output: .onnx, .tflite, .xml (OpenVINO IR, .bin beside "
+                                "it) or .safetensors (format by suffix)."),
     quantize: str = typer.Option(None, help="For .onnx: fp16-weights or int8-weights (a half "
                                  "or a quarter of the file, computed in float32 at its speed), "
-                                 "fp16 (computed in float16) or int8; for .tflite: int8."),
+                                 "fp16 (computed in float16) or int8; for .tflite: fp16 "
+                                 "(float16 weights, half the file) or int8; for .xml: fp16 "
+                                 "(float16 weights) or int8."),
     calibration: Path = typer.Option(None, help="Folder of photos for INT8 calibration."),
     size: str = typer.Option(None, help=f"{SIZE_HELP} (default: the size it trained at)."),
     val: Path = typer.Option(None, help="Folder with masks: also gate on the fg-IoU change."),
@@ -74,24 +77,29 @@ def export(
     metrics: Path = typer.Option(None, help="`segme eval --json` output to record in the card."),
     notes: str = typer.Option(None, help="Provenance text for the card (data, recipe)."),
 ) -> None:
-    """Export a trained model to ONNX (optionally FP16 or INT8), TFLite or safetensors."""
+    """Export a trained model to ONNX, TFLite or OpenVINO IR (optionally FP16 or INT8), or
+    safetensors."""
     import numpy as np
 
     from segme.export.onnx import export_onnx
     from segme.export.quantize import stored_weights, to_fp16, to_int8
+    from segme.export.rewrite import integer_friendly
     from segme.export.weights import save_weights
     from segme.models.loading import load_model
     from segme.runtime import load_backend
 
     suffix = output.suffix.lower()
-    if suffix not in (".onnx", ".tflite", ".safetensors"):
-        raise ValueError(f"output must end in .onnx, .tflite or .safetensors, got {output.name}")
+    if suffix not in (".onnx", ".tflite", ".xml", ".safetensors"):
+        raise ValueError(f"output must end in .onnx, .tflite, .xml or .safetensors, "
+                         f"got {output.name}")
     if quantize not in (None, *MAX_DIFF):
         raise ValueError(f"--quantize must be one of {', '.join(k for k in MAX_DIFF if k)}, "
                          f"got {quantize!r}")
-    if quantize and (suffix == ".safetensors" or (suffix == ".tflite" and quantize != "int8")):
+    if quantize and (suffix == ".safetensors"
+                     or (suffix in (".tflite", ".xml") and quantize not in ("fp16", "int8"))):
         raise ValueError(f"--quantize {quantize} is not available for {suffix} outputs "
-                         "(ONNX: fp16-weights, int8-weights, fp16 and int8; TFLite: int8)")
+                         "(ONNX: fp16-weights, int8-weights, fp16 and int8; TFLite and "
+                         "OpenVINO: fp16 and int8)")
     if quantize == "int8" and calibration is None:
         raise ValueError("--quantize int8 needs --calibration DIR (a few dozen photos)")
     for folder, what in ((calibration, "--calibration"), (val, "--val")):
@@ -119,30 +127,48 @@ def export(
         # the float ONNX file: the output itself, the source of FP16 / INT8, or the
         # reference of the --val gate; a plain TFLite export without --val needs none
         fp32 = output if quantize is None and suffix == ".onnx" else Path(tmp) / "fp32.onnx"
-        if suffix == ".onnx" or val is not None:
+        if suffix in (".onnx", ".xml") or val is not None:
             export_onnx(net, fp32, card)
+        if quantize == "int8" and suffix in (".onnx", ".xml"):
+            # the source of the INT8 file: hard-swish decomposed (segme.export.rewrite)
+            source = Path(tmp) / "integer.onnx"
+            with integer_friendly(net):
+                export_onnx(net, source, card)
         if suffix == ".tflite":
-            from segme.export.tflite import export_tflite, tflite_int8
+            from segme.export.tflite import export_tflite, tflite_fp16, tflite_int8
 
             if quantize == "int8":
-                tflite_int8(export_tflite(net, Path(tmp) / "fp32.tflite", card), output, card,
-                            calib)
+                source = export_tflite(net, Path(tmp) / "integer.tflite", card, integer=True)
+                tflite_int8(source, output, card, calib)
+            elif quantize == "fp16":
+                tflite_fp16(export_tflite(net, Path(tmp) / "fp32.tflite", card), output)
             else:
                 export_tflite(net, output, card)
+        elif suffix == ".xml":
+            from segme.export.openvino import save_ir
+
+            if quantize == "int8":
+                with contextlib.redirect_stdout(io.StringIO()):
+                    to_int8(source, Path(tmp) / "int8.onnx", calib)
+                save_ir(Path(tmp) / "int8.onnx", output, card)
+            else:
+                save_ir(fp32, output, card, fp16_weights=quantize == "fp16")
         elif quantize == "fp16":
             to_fp16(fp32, output)
         elif quantize in ("fp16-weights", "int8-weights"):
             stored_weights(fp32, output, quantize.partition("-")[0])
         elif quantize == "int8":
             with contextlib.redirect_stdout(io.StringIO()):  # the calibrator chats on stdout
-                to_int8(fp32, output, calib)
+                to_int8(source, output, calib)
         inputs = sample_inputs(card, val or calibration)
         backend = load_backend(output)
         with torch.no_grad():
             diff = max(float(np.abs(net(torch.from_numpy(x)).numpy() - backend.run(x)).max())
                        for x in inputs)
         kind = quantize or "float32"
-        print(f"wrote {output} ({kind}, {output.stat().st_size / 1e6:.2f} MB); max abs alpha "
+        size = output.stat().st_size + (output.with_suffix(".bin").stat().st_size
+                                        if suffix == ".xml" else 0)
+        print(f"wrote {output} ({kind}, {size / 1e6:.2f} MB); max abs alpha "
               f"difference vs torch on {len(inputs)} images: {diff:.2e} (limit {limit:.0e})")
         failures = [f"parity {diff:.2e} > {limit:.0e}"] if diff > limit else []
         if val is not None:
@@ -156,4 +182,6 @@ def export(
                 failures.append(f"fg-IoU drop {ref - got:.2f} > {max_iou_drop}")
     if failures:
         output.unlink(missing_ok=True)
+        if suffix == ".xml":
+            output.with_suffix(".bin").unlink(missing_ok=True)
         raise ValueError(f"export check failed: {'; '.join(failures)}; {output.name} removed")

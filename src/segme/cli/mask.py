@@ -9,6 +9,7 @@ from segme.cli import _options as opt
 
 def mask(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
          recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL, threads: int = opt.THREADS,
+         runtime: str = opt.RUNTIME,
          jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
          upsample: str = opt.UPSAMPLE, tta: str = opt.TTA,
          virtual_camera: bool = opt.VIRTUAL_CAMERA) -> None:
@@ -19,4 +20,4 @@ def mask(sources: list[str] = opt.SOURCES, out: str = opt.OUT,
     look = Look("mask")
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, png,
           recursive=recursive, duration=duration, temporal=temporal, tta=tta,
-          upsample=upsample, virtual_camera=virtual_camera, look=look)
+          upsample=upsample, virtual_camera=virtual_camera, look=look, runtime=runtime)

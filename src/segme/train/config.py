@@ -101,6 +101,11 @@ class TrainConfig:
                          "validated and saved; 0 = off.", OPTIMISE)
     seed: int = _option(0, "Seed of the weights, the data order and the augmentation.",
                         OPTIMISE)
+    # for models that lose too much fg-IoU when exported with --quantize int8
+    qat: int = _option(
+        0, "Quantisation-aware training for the last N epochs: the model computes with the "
+        "rounding of its INT8 export (segme.train.qat); export the result with `segme export "
+        "--quantize int8`. 0 = off.", OPTIMISE)
 
     consistency: float = _option(
         0.0, "Weight of PortraitNet's consistency KL between two textures of a crop; 0 = off.",
@@ -161,10 +166,14 @@ class TrainConfig:
                 raise FileNotFoundError(f"{flag(name)} weights not found: {path}")
         for name, low in (("epochs", 1), ("batch", 1), ("workers", 0), ("warmup_epochs", 0),
                           ("weight_decay", 0), ("consistency", 0), ("edge_weight", 0),
-                          ("lovasz", 0), ("loss_size", 0), ("distill", 0), ("save_every", 0)):
+                          ("lovasz", 0), ("loss_size", 0), ("distill", 0), ("save_every", 0),
+                          ("qat", 0)):
             if getattr(self, name) < low:
                 raise ValueError(f"{flag(name)} must be at least {low}, got "
                                  f"{getattr(self, name)}")
+        if self.qat > self.epochs:
+            raise ValueError(f"--qat {self.qat} is more than --epochs {self.epochs}; "
+                             "quantisation-aware training takes the last epochs of the run")
         for name in ("lr", "threads", "teacher_size"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise ValueError(f"{flag(name)} must be positive, got {getattr(self, name)}")

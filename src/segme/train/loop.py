@@ -395,6 +395,10 @@ class Trainer:
         results: dict[str, float] = {}
         try:
             for epoch in range(self.start_epoch, self.cfg.epochs):
+                if epoch >= self.cfg.epochs - self.cfg.qat:  # the last --qat epochs
+                    from segme.train import qat
+
+                    qat.attach(self.model)
                 results = self.train_epoch(epoch, self.skip_steps if epoch == self.start_epoch
                                            else 0)
                 self.end_epoch(epoch, results)
