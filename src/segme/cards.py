@@ -20,6 +20,15 @@ def as_hw(size: Size) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
+def nearest_sides(side: int, divisor: int) -> str:
+    """The valid input sides around ``side`` for a model of this size divisor: "96 or 128",
+    or the one side when only one fits (for error messages)."""
+    if side > 0 and side % divisor == 0:
+        return str(side)
+    below, above = side // divisor * divisor, (max(side, 0) // divisor + 1) * divisor
+    return f"{below} or {above}" if below > 0 else str(above)
+
+
 CARD_KEY = "segme.card"  # metadata key of the card JSON in exported files (ONNX, safetensors)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,8 +82,8 @@ class ModelCard:
         if h % self.size_divisor or w % self.size_divisor:
             raise ValueError(
                 f"input_size {self.input_size} is not a multiple of size_divisor "
-                f"{self.size_divisor}; choose a size such as "
-                f"{(h // self.size_divisor + 1) * self.size_divisor}"
+                f"{self.size_divisor}; choose {nearest_sides(h, self.size_divisor)} (height) "
+                f"x {nearest_sides(w, self.size_divisor)} (width)"
             )
 
     @property

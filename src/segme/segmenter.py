@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segme.cards import ModelCard
+from segme.cards import ModelCard, nearest_sides
 from segme.io.images import as_rgb
 from segme.postprocess import DEFAULT_UPSAMPLE, DEFAULT_VIDEO_UPSAMPLE, check_upsample, restore
 from segme.preprocess import check_channels, prepare, to_rgb
@@ -81,7 +81,8 @@ class TTA:
                     f"input; multi-size --tta needs the .pt or .safetensors weights")
             if s % card.size_divisor:
                 raise ValueError(f"--tta size {s} is not a multiple of the model's size "
-                                 f"divisor {card.size_divisor}")
+                                 f"divisor {card.size_divisor}; try "
+                                 f"{nearest_sides(s, card.size_divisor)}")
             out.append(replace(card, input_size=(s, s)))
         return out
 

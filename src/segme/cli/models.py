@@ -6,7 +6,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from segme.cards import as_hw
+from segme.cards import as_hw, nearest_sides
 from segme.cli._extras import install_hint, needs_extra
 from segme.cli._options import SIZE_HELP, parse_size
 
@@ -26,8 +26,9 @@ def profile(name: str, size: int | tuple[int, int] | None = None, **kwargs) -> d
     size = size or model.default_size
     h, w = as_hw(size)
     if h % model.size_divisor or w % model.size_divisor:
-        raise ValueError(f"--size {h}x{w} is not a multiple of {name}'s size divisor "
-                         f"{model.size_divisor}")
+        d = model.size_divisor
+        raise ValueError(f"--size {h}x{w} is not a multiple of {name}'s size divisor {d}; "
+                         f"try {nearest_sides(h, d)} x {nearest_sides(w, d)}")
     x = torch.zeros(1, model.in_channels, h, w)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x)

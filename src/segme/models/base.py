@@ -18,15 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard, as_hw
-
-
-def _nearest(side: int, divisor: int) -> str:
-    """The valid sides around ``side``: "96 or 128", or one side when only one fits."""
-    if side % divisor == 0:
-        return str(side)
-    below, above = side // divisor * divisor, (side // divisor + 1) * divisor
-    return f"{below} or {above}" if below else str(above)
+from segme.cards import IMAGENET_MEAN, IMAGENET_STD, ModelCard, as_hw, nearest_sides
 
 
 class SegModel(nn.Module):
@@ -83,7 +75,8 @@ class SegModel(nn.Module):
         if h % d or w % d:
             raise ValueError(
                 f"{name} needs input sides that are multiples of {d} (its size divisor); got "
-                f"{h}x{w}: resize or pad to {_nearest(h, d)} (height) x {_nearest(w, d)} (width)")
+                f"{h}x{w}: resize or pad to {nearest_sides(h, d)} (height) x {nearest_sides(w, d)} "
+                "(width)")
 
     def card(self, size: int | tuple[int, int] | None = None) -> ModelCard:
         size = size or self.default_size

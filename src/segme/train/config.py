@@ -6,12 +6,11 @@ new field is a new option, with the default and help written here once.
 
 from __future__ import annotations
 
-import math
 from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from segme.cards import as_hw
+from segme.cards import as_hw, nearest_sides
 
 
 def _option(default: Any = MISSING, help: str = "", group: str = "", path: bool = False) -> Any:
@@ -207,14 +206,14 @@ class TrainConfig:
             if side <= 0 or side % d:
                 raise ValueError(f"--size {hw[0]}x{hw[1]}: {side} is not a positive multiple "
                                  f"of {self.model}'s size divisor {d}; try "
-                                 f"{max(1, math.ceil(side / d)) * d}")
+                                 f"{nearest_sides(side, d)}")
         if self.scales and hw[0] != hw[1]:
             raise ValueError(f"--scales (multi-scale training) needs a square --size, got "
                              f"{hw[0]}x{hw[1]}")
         odd = [s for s in self.scales if s <= 0 or s % d]
         if odd:
             raise ValueError(f"--scales {odd[0]} is not a positive multiple of {self.model}'s "
-                             f"size divisor {d}")
+                             f"size divisor {d}; try {nearest_sides(odd[0], d)}")
         if self.loss_size and model.loss_recipe != "seg":
             raise ValueError(f"--loss-size {self.loss_size}: needs a model with the seg loss "
                              f"({self.model} has {model.loss_recipe!r})")
