@@ -145,3 +145,24 @@ def test_render_takes_an_8_bit_mask(scene):
     for verb in ("replace", "blur"):
         np.testing.assert_array_equal(effects.render(verb, image, mask),
                                       effects.render(verb, image, as_float))
+
+
+def test_render_reads_a_background_photo_by_path(scene, tmp_path, monkeypatch):
+    from PIL import Image
+
+    from segme.io.images import ImageError
+
+    image, alpha = scene
+    bg = np.random.default_rng(1).integers(0, 256, (50, 90, 3), np.uint8)
+    Image.fromarray(bg).save(tmp_path / "beach.png")
+    want = effects.render("replace", image, alpha, background=bg, harmonize=0.5)
+    assert (effects.render("replace", image, alpha, background=tmp_path / "beach.png",
+                           harmonize=0.5) == want).all()
+    monkeypatch.chdir(tmp_path)  # a string names a file when one exists, else a colour
+    assert (effects.render("replace", image, alpha, background="beach.png",
+                           harmonize=0.5) == want).all()
+    assert (effects.render("replace", image, alpha, background="lime")[alpha == 0]
+            == (0, 255, 0)).all()
+    (tmp_path / "broken.jpg").write_bytes(b"not a photo")
+    with pytest.raises(ImageError):
+        effects.render("replace", image, alpha, background=tmp_path / "broken.jpg")

@@ -11,9 +11,13 @@ tests/test_browser.py holds the two together.
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 from PIL import ImageColor
+
+from segme.io.images import read_image
 
 VERBS = ("mask", "cutout", "replace", "blur")
 DEFAULT_STRENGTH = 15.0  # blur radius in tenths of a percent of the short side
@@ -34,8 +38,10 @@ def render(verb: str, image: np.ndarray | None, alpha: np.ndarray, *, background
         image: uint8 [H, W, 3] RGB; None for ``mask``, which needs the alpha only.
         alpha: float32 [H, W] in [0, 1], or a uint8 [H, W] mask (0..255), which ``mask``
             and ``cutout`` use as it is (a quarter of the float's memory at full size).
-        background: ``replace``: a colour (name, #hex, r,g,b, tuple) or a uint8 RGB image
-            of any size (``fit``); None: ``DEFAULT_BACKGROUND``.
+        background: ``replace``: a colour (name, #hex, r,g,b, tuple), a uint8 RGB image
+            of any size (``fit``), or a photo's path (a ``Path``, or a string naming an
+            existing file; ``ImageError`` when it cannot be read); None:
+            ``DEFAULT_BACKGROUND``.
         fit: ``fill`` (crop) or ``fit`` (pad) for a background image.
         strength: ``blur``: radius in tenths of a percent of the short side.
         edge: smooth-step edge tightening, 0 (off) to 0.45 (``smoothstep(edge, 1 - edge)``).
@@ -54,6 +60,9 @@ def render(verb: str, image: np.ndarray | None, alpha: np.ndarray, *, background
         return blur_background(image, _float(alpha), strength)
     alpha = _float(alpha)
     background = DEFAULT_BACKGROUND if background is None else background
+    if isinstance(background, os.PathLike) or (isinstance(background, str)
+                                                and os.path.isfile(background)):
+        background = read_image(background)
     if harmonize and isinstance(background, np.ndarray):
         image = color_transfer(image, alpha, background, harmonize)
     return replace_background(image, alpha, background, fit)
