@@ -323,6 +323,24 @@ def test_small_people_scenes_paste_distant_people_and_groups(scene_parts):
         SceneComposer(lambda i: photos[i], 3, 72, backgrounds, min_height=0.0)
 
 
+def test_stage_harmonize_moves_pasted_people_towards_the_background(scene_parts):
+    photos, backgrounds = scene_parts  # red people, a green background photo
+    greens = {}
+    for harmonize in (0.0, 1.0):
+        composer = _composer(photos, backgrounds, "stage")
+        composer.harmonize = harmonize
+        g = []
+        for seed in range(10):
+            image, mask = composer(seed % 3, *photos[seed % 3], np.random.default_rng(seed))
+            g.append(image[..., 1][mask > 0.99].mean())
+        greens[harmonize] = np.mean(g)
+    assert greens[0.0] < 50 < greens[1.0]  # as pasted; taking on the green around them
+    with pytest.raises(ValueError, match="harmonize"):
+        from segme.data import SceneComposer
+
+        SceneComposer(lambda i: photos[i], 3, 72, backgrounds, harmonize=1.5)
+
+
 def test_removing_the_person_keeps_the_rest_of_the_photo():
     from segme.data.backgrounds import remove_person
 

@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 from segme.cards import Size, as_hw  # noqa: E402
 from segme.data.folders import IMAGE_SUFFIXES, DataError, load_image  # noqa: E402
+from segme.effects import color_transfer  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,9 @@ class SceneComposer:
         p: probability of replacing a sample.
         min_height: smallest pasted person in a stage, as a fraction of the frame's height
             (0.3: people as large as in a portrait; 0.05: distant pedestrians too).
+        harmonize: probability that a person pasted into a stage takes on the colours of
+            the background around them (``effects.color_transfer``, strength 0.3-0.8), so
+            that a colour mismatch does not give the pasted person away.
     """
 
     COLLAGE, STAGE = 0.4, 0.45
@@ -344,14 +348,17 @@ class SceneComposer:
 
     def __init__(self, load: Loader, count: int, height: int,
                  backgrounds: BackgroundCompositor | None = None, p: float = 0.3,
-                 min_height: float = PORTRAIT_HEIGHT) -> None:
+                 min_height: float = PORTRAIT_HEIGHT, harmonize: float = 0.0) -> None:
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"scenes must be a probability in [0, 1], got {p}")
+        if not 0.0 <= harmonize <= 1.0:
+            raise ValueError(f"scene harmonize must be a probability in [0, 1], got {harmonize}")
         if not 0.0 < min_height <= 1.0:
             raise ValueError(f"the smallest person must be a fraction of the frame in (0, 1], "
                              f"got {min_height}")
         self.load, self.count, self.height = load, int(count), int(height)
         self.backgrounds, self.p, self.min_height = backgrounds, float(p), float(min_height)
+        self.harmonize = float(harmonize)
 
     def __call__(self, index: int, image: np.ndarray, mask: np.ndarray,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -424,7 +431,11 @@ class SceneComposer:
                 continue
             part = (slice(cy0 - y, cy1 - y), slice(cx0 - x, cx1 - x))
             region = (slice(cy0, cy1), slice(cx0, cx1))
-            canvas[region] = _over(im[part], m[part], canvas[region])
+            person = im[part]
+            if self.harmonize and rng.random() < self.harmonize:
+                person = color_transfer(person, m[part], canvas[region],
+                                        float(rng.uniform(0.3, 0.8)))
+            canvas[region] = _over(person, m[part], canvas[region])
             alpha[region] = m[part] + alpha[region] * (1.0 - m[part])
         return canvas, alpha
 

@@ -58,6 +58,8 @@ class SegDataset(Dataset):
             (``SceneComposer``: collages, people pasted onto backgrounds at other sizes and
             framings, nobody at all).
         scene_min_height: smallest person pasted into a scene, a fraction of its height.
+        scene_harmonize: probability that a pasted person's colours move towards the
+            background's.
         replace_background: file-name prefixes (sources) whose photos are always put onto
             one of ``backgrounds`` when they are not made into a scene: their own
             backgrounds hold people the masks leave out (ccp's street bystanders), which
@@ -100,6 +102,7 @@ class SegDataset(Dataset):
         bg_prob: float = 0.3,
         scenes: float = 0.0,
         scene_min_height: float = 0.3,
+        scene_harmonize: float = 0.0,
         replace_background: Sequence[str] = (),
         prior: bool = False,
         consistency: bool = False,
@@ -141,7 +144,8 @@ class SegDataset(Dataset):
             )
             self.scenes = (  # SceneComposer refuses a probability outside [0, 1]
                 SceneComposer(self._load, len(self.pairs), self._cache_side, self.compositor,
-                              p=scenes, min_height=scene_min_height)
+                              p=scenes, min_height=scene_min_height,
+                              harmonize=scene_harmonize)
                 if scenes != 0
                 else None
             )

@@ -82,6 +82,10 @@ class TrainConfig:
     scene_min_height: float = _option(
         0.3, "Smallest person pasted into a scene, as a fraction of its height: 0.3 "
         "portrait-sized people; 0.05 distant pedestrians and groups of up to six.", AUGMENT)
+    scene_harmonize: float = _option(
+        0.0, "Probability that a person pasted into a scene takes on the colours of the "
+        "background around them (colour transfer), so a colour mismatch does not give the "
+        "paste away.", AUGMENT)
     replace_background: list[str] = _option(
         [], "A source (file-name prefix, e.g. ccp) whose photos always get a new background "
         "from --backgrounds unless made into a scene: their own backgrounds hold people the "
@@ -185,6 +189,9 @@ class TrainConfig:
         if not 0.0 < self.scene_min_height <= 1.0:
             raise ValueError(f"--scene-min-height must be a fraction of the frame in (0, 1], "
                              f"got {self.scene_min_height}")
+        if not 0.0 <= self.scene_harmonize <= 1.0:
+            raise ValueError(f"--scene-harmonize must be a probability in [0, 1], got "
+                             f"{self.scene_harmonize}")
         if self.min_scale is not None and not 0.0 < self.min_scale <= 1.0:
             raise ValueError(f"--min-scale must be in (0, 1], got {self.min_scale}")
         if self.replace_background and self.backgrounds is None:

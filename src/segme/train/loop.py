@@ -342,6 +342,7 @@ class Trainer:
         self.train_ds = SegDataset(train_pairs, train=True, backgrounds=cfg.backgrounds,
                                    bg_prob=cfg.bg_prob, scenes=cfg.scenes,
                                    scene_min_height=cfg.scene_min_height,
+                                   scene_harmonize=cfg.scene_harmonize,
                                    replace_background=cfg.replace_background,
                                    consistency=cfg.consistency > 0, strength=cfg.augment,
                                    min_scale=cfg.min_scale, **{**ds_args, "size": crop})
