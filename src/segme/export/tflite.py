@@ -14,7 +14,7 @@ import torch
 from segme.cards import CARD_KEY, ModelCard
 from segme.export.onnx import out_of_place
 from segme.io.files import atomic_output
-from segme.runtime.litert import native_logs_silenced
+from segme.runtime.litert import card_in, native_logs_silenced
 
 
 def add_metadata(tflite: bytes, key: str, value: bytes) -> bytes:
@@ -92,7 +92,6 @@ def tflite_int8(src: str | Path, dst: str | Path, card: ModelCard,
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    from segme.runtime.litert import card_in
 
     if not len(calibration):
         raise ValueError("INT8 quantisation needs calibration images (--calibration DIR)")
@@ -111,18 +110,9 @@ def tflite_int8(src: str | Path, dst: str | Path, card: ModelCard,
     qt.load_quantization_recipe(recipe.get_quantization_recipe())
     if src_card.layout == "nhwc":
         calibration = [np.ascontiguousarray(x.transpose(0, 2, 3, 1)) for x in calibration]
-    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
-            native_logs_silenced():
+    with contextlib.redirect_stdout(io.StringIO()), native_logs_silenced():
         stats = qt.calibrate({name: [{input_name: x} for x in calibration]}, num_threads=2)
-        raw = Path(tmp) / "int8.tflite"
-        qt.quantize(stats).export_model(str(raw), overwrite=True)
-        data = raw.read_bytes()
-    if card_in(data) is None:
-        raise ValueError("the quantiser dropped the model card; export the float file with "
-                         "segme.export.tflite.export_tflite")
-    with atomic_output(dst) as out:
-        out.write_bytes(data)
-    return Path(dst)
+    return _write_quantized(qt, stats, dst)
 
 
 def tflite_fp16(src: str | Path, dst: str | Path) -> Path:
@@ -131,17 +121,23 @@ def tflite_fp16(src: str | Path, dst: str | Path) -> Path:
     from ai_edge_quantizer import qtyping, quantizer, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    from segme.runtime.litert import card_in
 
     recipe = recipe_manager.RecipeManager()
     recipe.add_weight_only_config(regex=".*", operation_name=qtyping.TFLOperationName.ALL_SUPPORTED,
                                   num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING)
     qt = quantizer.Quantizer(str(src))
     qt.load_quantization_recipe(recipe.get_quantization_recipe())
+    return _write_quantized(qt, None, dst)
+
+
+def _write_quantized(qt, stats, dst: str | Path) -> Path:
+    """Quantise with ai-edge-quantizer (``stats``: calibration, None for weight-only) and
+    write the file atomically; the float file's card must have come through."""
+
     with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
             native_logs_silenced():
-        raw = Path(tmp) / "fp16.tflite"
-        qt.quantize().export_model(str(raw), overwrite=True)
+        raw = Path(tmp) / "quantized.tflite"
+        qt.quantize(stats).export_model(str(raw), overwrite=True)
         data = raw.read_bytes()
     if card_in(data) is None:
         raise ValueError("the quantiser dropped the model card; export the float file with "
