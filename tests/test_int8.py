@@ -48,7 +48,7 @@ def test_tflite_int8_is_nhwc_float_io_and_one_xnnpack_partition(tmp_path):
     pytest.importorskip("ai_edge_quantizer", reason="the export extra is not installed")
     from ai_edge_litert.interpreter import Interpreter
 
-    from segme.export.tflite import export_tflite, tflite_int8
+    from segme.export.tflite import export_tflite, tflite_fp16, tflite_int8
     from segme.runtime.litert import LiteRTBackend, native_logs_silenced
 
     torch.manual_seed(0)
@@ -78,6 +78,13 @@ def test_tflite_int8_is_nhwc_float_io_and_one_xnnpack_partition(tmp_path):
     assert got.shape == (1, 1, 32, 32) and np.abs(got - ref).max() < 0.1
     # the float NHWC file is the network to float rounding, fed the NCHW data path
     assert np.abs(LiteRTBackend(plain).run(xs[0]) - ref).max() < 1e-5
+    # float16 weights: a smaller file with the card, the same alphas to fp16 rounding
+    half = tflite_fp16(plain, tmp_path / "fp16.tflite")
+    with native_logs_silenced():
+        dtypes = {t["dtype"] for t in Interpreter(model_path=str(half)).get_tensor_details()}
+    assert np.float16 in dtypes  # the weights, dequantised once when the file is loaded
+    assert LiteRTBackend(half).card == backend.card
+    assert np.abs(LiteRTBackend(half).run(xs[0]) - ref).max() < 1e-2
 
 
 def test_op_counts_of_onnx_and_its_optimised_graph(tmp_path):
